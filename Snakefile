@@ -1,0 +1,28 @@
+# rpm-generalization: the paper "Understanding Generalization in Role-Playing Models via
+# Information Theory" as a DAG of files. Each rule calls one `rpm` verb; rules hold no logic.
+#
+#   snakemake --cores 2                                         # embedded default (config.yaml)
+#   snakemake --cores 2 --configfile workflow/configs/smoke.yaml  # tests: tiny random model
+#   snakemake --cores all --configfile workflow/configs/paper.yaml --sdm apptainer   # full scale, GPUs
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+
+
+rule all:
+    input:
+        bench_files(),
+        expand("results/models/{model}", model=models_used()),
+    default_target: True

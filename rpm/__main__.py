@@ -1,0 +1,3 @@
+from rpm.cli import main
+
+main()

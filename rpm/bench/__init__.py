@@ -1,0 +1,1 @@
+"""RPGBench: the record schema, the one loader, the subsets, fetching and the mini benchmark."""

@@ -1,0 +1,100 @@
+"""The one benchmark loader. Every reader of benchmark data goes through here."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from rpm.bench.schema import BenchRecordError, Sample, sample_from_dict
+from rpm.bench.subsets import BENCH_FILES, SPLITS
+
+
+def read_jsonl(path: str | os.PathLike) -> list[Sample]:
+    """Read and validate one JSONL file of RPGBench records; stop at the first bad line."""
+    path = Path(path)
+    name = str(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{name}: no such benchmark file")
+    samples: list[Sample] = []
+    seen: dict[str, int] = {}
+    with open(path, "rb") as f:
+        raw_lines = f.read().split(b"\n")
+    if raw_lines and raw_lines[-1] == b"":
+        raw_lines.pop()  # the newline that ends the last record
+    for lineno, raw in enumerate(raw_lines, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BenchRecordError(f"invalid UTF-8 at byte {e.start} of the line: {raw[max(0, e.start - 10):e.start + 10]!r}",
+                                   file=name, line=lineno) from None
+        if not text.strip():
+            raise BenchRecordError("blank line (a JSONL file holds one record per line)", file=name, line=lineno)
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise BenchRecordError(f"malformed JSON at column {e.colno}: {e.msg}", file=name, line=lineno) from None
+        sample = sample_from_dict(obj, file=name, line=lineno)
+        if sample.sample_ID in seen:
+            raise BenchRecordError(f"duplicate sample ID (first seen on line {seen[sample.sample_ID]})",
+                                   file=name, line=lineno, sample_id=sample.sample_ID, field="sample_ID")
+        seen[sample.sample_ID] = lineno
+        samples.append(sample)
+    if not samples:
+        raise BenchRecordError("the file holds no records", file=name)
+    return samples
+
+
+def read_authors_json(path: str | os.PathLike) -> dict[str, list[Sample]]:
+    """Read the authors' single JSON file: {"IDTrain": [...], "IDTest": [...], "OOD1Test": [...], ...}.
+
+    A JSON document has no record lines, so errors name the split and the record index instead.
+    """
+    path = Path(path)
+    name = str(path)
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise BenchRecordError(f"invalid UTF-8 at byte {e.start}", file=name) from None
+    except json.JSONDecodeError as e:
+        raise BenchRecordError(f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}",
+                               file=name, line=e.lineno) from None
+    if not isinstance(doc, dict):
+        raise BenchRecordError(f"expected an object whose keys are the splits {list(SPLITS)}", file=name)
+    unknown = sorted(set(doc) - set(SPLITS))
+    if unknown:
+        raise BenchRecordError(f"unknown split(s) {unknown}; expected {list(SPLITS)}", file=name)
+    out: dict[str, list[Sample]] = {}
+    seen: dict[str, str] = {}
+    for split, records in doc.items():
+        if not isinstance(records, list):
+            raise BenchRecordError(f"split {split} must be a list of records", file=name)
+        out[split] = []
+        for i, obj in enumerate(records):
+            where = f"{name} [{split}][{i}]"
+            sample = sample_from_dict(obj, file=where)
+            if sample.sample_ID in seen:
+                raise BenchRecordError(f"duplicate sample ID (first seen at {seen[sample.sample_ID]})",
+                                       file=where, sample_id=sample.sample_ID, field="sample_ID")
+            seen[sample.sample_ID] = f"[{split}][{i}]"
+            out[split].append(sample)
+    return out
+
+
+def load_bench(bench_dir: str | os.PathLike, files: tuple[str, ...] = BENCH_FILES) -> dict[str, list[Sample]]:
+    """Load a normalised benchmark directory (`train.jsonl` and one file per subset).
+
+    A sample ID may appear in one file only: metrics and caches are keyed by it.
+    """
+    bench_dir = Path(bench_dir)
+    out: dict[str, list[Sample]] = {}
+    owner: dict[str, str] = {}
+    for f in files:
+        path = bench_dir / f"{f}.jsonl"
+        out[f] = read_jsonl(path)
+        for lineno, s in enumerate(out[f], start=1):  # one record per line, so index + 1 is the line
+            if s.sample_ID in owner:
+                raise BenchRecordError(f"duplicate sample ID: also in {owner[s.sample_ID]}", file=str(path),
+                                       line=lineno, sample_id=s.sample_ID, field="sample_ID")
+            owner[s.sample_ID] = f"{path}:{lineno}"
+    return out

@@ -1,0 +1,37 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+
+# Tests never reach a hub: everything they load ships in the repo or in an installed package.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def paper_records() -> list[dict]:
+    """The four records printed in the paper (Tables 8, 10, 11)."""
+    return [json.loads(line) for line in (FIXTURES / "paper_records.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="session")
+def smoke_config() -> dict:
+    return yaml.safe_load((REPO / "workflow/configs/smoke.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, smoke_config) -> Path:
+    """The smoke config's tiny random model, prepared once per test session."""
+    from rpm.models import prepare
+
+    return prepare(smoke_config["models"]["tiny"], tmp_path_factory.mktemp("models") / "tiny")
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
