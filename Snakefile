@@ -5,12 +5,16 @@
 #   snakemake --cores 2 --configfile workflow/configs/smoke.yaml  # tests: tiny random model
 #   snakemake --cores all --configfile workflow/configs/paper.yaml --sdm apptainer   # full scale, GPUs
 
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The embedded default, always loaded (also when the working directory is elsewhere); configs given
+# with --configfile are overlays merged over it.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 report: "workflow/report/workflow.rst"

@@ -67,6 +67,22 @@ class Sample:
     agent_golden_response: str
     subset_tag: str | None = field(default=None)
 
+    def prompt_fields(self, *, with_golden: bool = True) -> dict[str, str]:
+        """The fields the paper's prompt templates (rpm/prompts/) are filled with."""
+        c = self.agent_character
+        fields = {
+            "user_persona": self.user_persona.strip(),
+            "agent_character": "\n".join([
+                f"Name: {c.character_name}", f"Domain: {c.character_domain}", f"Source: {c.character_source}",
+                f"Basic information: {c.basic_character_information}", f"Background: {c.character_background}",
+                f"Personality: {c.character_personality}"]),
+            "str_dialogue_context": "\n".join(
+                f"{'User' if t.role == 'user_query' else 'Agent'}: {t.text}" for t in self.dialogue_context),
+        }
+        if with_golden:
+            fields["agent_golden_response"] = self.agent_golden_response
+        return fields
+
     def to_dict(self) -> dict:
         """The record in RPGBench's own JSON shape (what `from_dict` reads)."""
         d = {

@@ -145,7 +145,7 @@ def check_spec(spec: dict) -> dict:
     if not isinstance(spec, dict) or spec.get("source") not in SOURCES:
         raise ModelSpecError(f"model spec needs `source:` one of {SOURCES}, got {spec!r}")
     required = {"hub": ["id"], "local": ["path"], "gguf_package": [], "tiny_random": ["config"]}[spec["source"]]
-    missing = [k for k in required if k not in spec]
+    missing = [k for k in required if spec.get(k) in (None, "")]
     if missing:
         raise ModelSpecError(f"model spec with source {spec['source']!r} needs {missing}: {spec!r}")
     return spec
