@@ -19,9 +19,8 @@ def _fail(err: Exception) -> None:
 
 def _parse_mapping(text: str, what: str) -> dict:
     """Accept inline JSON/YAML or the path of a YAML/JSON file."""
-    path = Path(text)
     try:
-        if len(text) < 4096 and path.is_file():
+        if not text.lstrip().startswith("{") and Path(text).is_file():
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         else:
             data = yaml.safe_load(text)
