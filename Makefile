@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test dryrun-paper lint lock clean
+.PHONY: install run test test-deps dryrun-paper lint lock clean
 
 install: $(STAMP)
 
@@ -36,7 +36,12 @@ run: install
 	@echo "  models:     results/models/"
 	@echo "  logs:       results/logs/    per-rule timings: results/benchmarks/"
 
-test: install
+# Debian packages the tests need (slurm-wlm, munge, slurmdbd, mariadb-server: tests/test_slurm.py runs a
+# real one-node SLURM cluster); installed once by the project's own script, a no-op afterwards.
+test-deps:
+	bash ci/install-test-deps.sh
+
+test: install test-deps
 	$(BIN)/python -m pytest
 
 # Plans the paper-scale DAG without running anything (no network needed).

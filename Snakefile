@@ -21,6 +21,13 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+# The software every rule runs in with `--sdm apptainer` (config key `container`, validated and
+# defaulted by common.smk above; containers/*.def build the images). Before any rule is defined.
+container: config["container"]
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 

@@ -24,6 +24,10 @@ if config["benchmark"]["source"] == "synth":
             ),
             seed=config["seed"],
             out=lambda wildcards, output: os.path.dirname(output.stats),
+        threads: 1
+        resources:
+            mem_mb=lambda wildcards, attempt: 2000 * attempt,
+            runtime=lambda wildcards, attempt: 15 * attempt,
         shell:
             "rpm bench synth --out {params.out} --n-train {params.n_train} "
             "--n-per-subset {params.n_per_subset} {params.severity} --seed {params.seed} > {log} 2>&1"
@@ -51,8 +55,10 @@ else:
             ),
             seed=config["seed"],
             out=lambda wildcards, output: os.path.dirname(output.stats),
+        threads: 1
         resources:
-            runtime=60,
+            mem_mb=lambda wildcards, attempt: 4000 * attempt,
+            runtime=lambda wildcards, attempt: 60 * attempt,
         shell:
             "rpm bench fetch --source {params.source} --out {params.out} {params.limits} "
             "--seed {params.seed} > {log} 2>&1"
