@@ -30,10 +30,12 @@ container: config["container"]
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/rpm.smk"
 
 
 rule all:
     input:
         bench_files(),
         expand("results/models/{model}", model=models_used()),
+        [responses(base, method) for base in config["rpm"]["bases"] for method in config["rpm"]["methods"]],
     default_target: True

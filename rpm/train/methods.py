@@ -1,0 +1,224 @@
+"""The nine RPM training methods of Appendix E.1-E.2 (`rpm train --method M`).
+
+method        starts from      trainer         data
+icl           base             none            5 nearest ID training samples in the prompt
+sft           base             SFTTrainer      Table 21 prompt -> golden response
+da            base             SFTTrainer      ID samples + teacher-augmented dialogues (Table 22)
+dpo           sft              DPOTrainer      chosen = golden, rejected = teacher without persona/character (Table 23)
+rft           sft              SFTTrainer      best of `samples` SFT rollouts by the Table 24 reward
+rl            sft              GRPOTrainer     Table 24 reward, `num_generations` rollouts per prompt
+thinking_sft  base             SFTTrainer      teacher thought (Table 15 core features) then golden response
+thinking_rl   thinking_sft     GRPOTrainer     Table 24 reward on the response after the thought
+corl          thinking_sft     GRPOTrainer x2K co-evolving thought (likelihood reward) and response (ratio reward)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from rpm.bench.load import read_jsonl
+from rpm.bench.schema import Sample
+from rpm.train import trainers
+from rpm.train.formats import response_block, rpm_messages, thinking_target
+
+METHODS = ("icl", "sft", "da", "dpo", "rft", "rl", "thinking_sft", "thinking_rl", "corl")
+PARENT = {"dpo": "sft", "rft": "sft", "rl": "sft", "thinking_rl": "thinking_sft", "corl": "thinking_sft"}
+TEACHER_TASK = {"da": "augment", "dpo": "reject", "thinking_sft": "trace"}
+THINKING = {"thinking_sft", "thinking_rl", "corl"}
+
+
+def _assistant(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text}]
+
+
+def sft_rows(samples: list[Sample]) -> list[dict]:
+    return [{"sample_ID": s.sample_ID, "prompt": rpm_messages(s),
+             "completion": _assistant(response_block(s.agent_golden_response))} for s in samples]
+
+
+def grpo_rows(samples: list[Sample], thinking: bool) -> list[dict]:
+    rows = []
+    for s in samples:
+        f = s.prompt_fields(with_golden=False)
+        rows.append({"prompt": rpm_messages(s, thinking=thinking), "sample_ID": s.sample_ID,
+                     "user_persona": f["user_persona"], "agent_character": f["agent_character"],
+                     "str_dialogue_context": f["str_dialogue_context"], "golden": s.agent_golden_response})
+    return rows
+
+
+def read_rows(path: str | Path, field: str, samples: list[Sample]) -> dict[str, dict]:
+    """A teacher file (JSONL keyed by sample_ID) checked against the training samples."""
+    rows = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            r = json.loads(line)
+            if not isinstance(r.get(field), str) or not r[field].strip():
+                raise ValueError(f"{path}, line {lineno}, sample {r.get('sample_ID')!r}, field {field!r}: "
+                                 "missing or empty")
+            rows[r["sample_ID"]] = r
+    known = {s.sample_ID for s in samples}
+    extra = sorted(set(rows) - known)
+    if extra:
+        raise ValueError(f"{path}: sample IDs not in the training split: {extra[:10]}")
+    return rows
+
+
+def train(method: str, *, base: str, train_file: str, out: str, ckpt: str, settings: dict, seed: int,
+          parent: str | None = None, teacher_file: str | None = None) -> Path:
+    """Train one method; `settings` holds the LoRA settings and TRL config fields per trainer."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method in PARENT and not parent:
+        raise ValueError(f"method {method} starts from the {PARENT[method]} model: pass --parent")
+    if method in TEACHER_TASK and not teacher_file:
+        raise ValueError(f"method {method} needs the teacher's {TEACHER_TASK[method]} file: pass --teacher-file")
+    from rpm.models import load_tokenizer
+
+    samples = read_jsonl(train_file)
+    tok = load_tokenizer(base)
+    chain = trainers.read_manifest(parent)["chain"] if parent else []
+    manifest = {"method": method, "base": base, "chain": chain, "thinking": method in THINKING, "seed": seed,
+                "parent": parent, "teacher_file": teacher_file}
+    lora = settings.get("lora", {})
+    out, ckpt = Path(out), Path(ckpt)
+
+    if method == "icl":
+        return _icl(samples, train_file, settings.get("icl", {}), out, manifest)
+    if method == "sft":
+        return trainers.sft(base, chain, tok, sft_rows(samples), settings["sft"], lora, out, ckpt, seed, manifest)
+    if method == "da":
+        augmented = read_jsonl(teacher_file) if Path(teacher_file).stat().st_size else []
+        manifest["augmented_samples"] = len(augmented)
+        return trainers.sft(base, chain, tok, sft_rows(samples + augmented), settings["sft"], lora, out, ckpt, seed,
+                            manifest)
+    if method == "thinking_sft":
+        traces = read_rows(teacher_file, "trace", samples)
+        rows = [{"sample_ID": s.sample_ID, "prompt": rpm_messages(s, thinking=True),
+                 "completion": _assistant(thinking_target(traces[s.sample_ID]["trace"], s.agent_golden_response))}
+                for s in samples if s.sample_ID in traces]
+        _require(rows, method, teacher_file)
+        manifest["trained_samples"] = len(rows)
+        return trainers.sft(base, chain, tok, rows, settings["sft"], lora, out, ckpt, seed, manifest)
+    if method == "dpo":
+        rejected = read_rows(teacher_file, "rejected", samples)
+        rows = [{"sample_ID": s.sample_ID, "prompt": rpm_messages(s),
+                 "chosen": _assistant(response_block(s.agent_golden_response)),
+                 "rejected": _assistant(response_block(rejected[s.sample_ID]["rejected"]))}
+                for s in samples if s.sample_ID in rejected]
+        _require(rows, method, teacher_file)
+        manifest["trained_samples"] = len(rows)
+        return trainers.dpo(base, chain, tok, rows, settings["dpo"], lora, out, ckpt, seed, manifest)
+    if method == "rft":
+        rows, picked = _rft_rows(samples, base, chain, tok, settings, seed)
+        manifest["rft_selection"] = picked
+        return trainers.sft(base, chain, tok, rows, settings["sft"], lora, out, ckpt, seed, manifest)
+    if method in ("rl", "thinking_rl"):
+        from rpm.models import load_model
+        from rpm.train.rewards import Table24Reward
+
+        reward = Table24Reward(load_model(base), tok, settings.get("reward", {}).get("batch_size", 4))
+        return trainers.grpo(base, chain, tok, grpo_rows(samples, method == "thinking_rl"), [reward],
+                             settings["grpo"], lora, out, ckpt, seed, manifest)
+    return _corl(samples, base, chain, tok, settings, out, ckpt, seed, manifest)
+
+
+def _require(rows, method, teacher_file):
+    if not rows:
+        raise ValueError(f"method {method}: the teacher file {teacher_file} holds no usable sample (see its report); "
+                         "use a stronger teacher or the lenient trace policy")
+
+
+def _rft_rows(samples, base, chain, tok, settings, seed):
+    """Sample `samples` responses per prompt from the SFT model; keep the best by the Table 24 reward."""
+    from rpm.generate import Decoding, generate_texts
+    from rpm.models import load_model
+    from rpm.train.formats import parse_generation
+    from rpm.train.rewards import judge_logprob
+
+    cfg = settings.get("rft", {})
+    k = int(cfg.get("samples", 5))
+    if cfg.get("max_prompts") and cfg["max_prompts"] < len(samples):  # small configs: a seeded share
+        import random
+
+        keep = sorted(random.Random(f"{seed}:rft").sample(range(len(samples)), int(cfg["max_prompts"])))
+        samples = [samples[i] for i in keep]
+    dec = Decoding(max_new_tokens=int(cfg.get("max_new_tokens", 256)), do_sample=True,
+                   temperature=float(cfg.get("temperature", 1.0)), top_p=float(cfg.get("top_p", 1.0)),
+                   batch_size=int(cfg.get("batch_size", 4)), seed=seed)
+    policy = trainers.load_chain(base, chain)
+    outs = generate_texts(policy, tok, [rpm_messages(s) for s in samples], dec, num_return_sequences=k,
+                          desc="rft rollouts")
+    del policy
+    ref = load_model(base)  # the reference model is the base model before SFT (E.1)
+    rows, picked = [], []
+    for s, cands in zip(samples, outs):
+        responses = [parse_generation(c)[1] or "(empty)" for c in cands]
+        f = s.prompt_fields(with_golden=False)
+        fields = [dict(f, golden=s.agent_golden_response)] * len(responses)
+        lp = judge_logprob(ref, tok, fields, responses, settings.get("reward", {}).get("batch_size", 4))
+        best = int(np.argmax(lp))
+        rows.append({"sample_ID": s.sample_ID, "prompt": rpm_messages(s),
+                     "completion": _assistant(response_block(responses[best]))})
+        picked.append({"sample_ID": s.sample_ID, "rewards": np.exp(lp).round(6).tolist(), "best": best})
+    return rows, picked
+
+
+def _corl(samples, base, chain, tok, settings, out: Path, ckpt: Path, seed, manifest):
+    """E.2: K iterations; each trains the thought with the likelihood reward (policy frozen at the
+    iteration's start as the scorer), then the response with the ratio reward (base as reference)."""
+    from rpm.models import load_model
+    from rpm.train.rewards import RatioReward, ThoughtLikelihoodReward
+
+    k_iters = int(settings.get("corl", {}).get("iterations", 2))
+    rows = grpo_rows(samples, thinking=True)
+    batch = settings.get("reward", {}).get("batch_size", 4)
+    ref = load_model(base)
+    stages = []
+    for it in range(1, k_iters + 1):
+        for part in ("thought", "response"):
+            stage_out = out.parent / f".{out.name}.stage-{it}-{part}"  # beside the output: survives a kill
+            if not (stage_out / trainers.MANIFEST).is_file():  # finished stages are kept: a rerun resumes
+                if part == "thought":
+                    reward = ThoughtLikelihoodReward(trainers.load_chain(base, chain), tok, batch)
+                else:
+                    reward = RatioReward(ref, tok, batch)
+                trainers.grpo(base, chain, tok, rows, [reward], settings["grpo"], settings.get("lora", {}),
+                              stage_out, ckpt / f"{it}-{part}", seed + it, {**manifest, "chain": chain})
+            chain = trainers.read_manifest(stage_out)["chain"]
+            stages.append(str(stage_out))
+    # The final model directory: every stage (adapter and training log) and the chain through them.
+    import shutil
+
+    from rpm.io import atomic_dir
+
+    def final_name(stage: str) -> str:
+        return "stage-" + Path(stage).name.split(".stage-", 1)[1]
+
+    with atomic_dir(out) as tmp:
+        for st in stages:
+            shutil.copytree(st, tmp / final_name(st))
+        moved = {str(Path(st) / "adapter"): str(out / final_name(st) / "adapter") for st in stages}
+        trainers.write_manifest(tmp, {**manifest, "chain": [moved.get(c, c) for c in chain],
+                                      "stages": [final_name(st) for st in stages]})
+    for st in stages:
+        shutil.rmtree(st, ignore_errors=True)
+    return out
+
+
+def _icl(samples, train_file, cfg: dict, out: Path, manifest: dict) -> Path:
+    """No training: embed every ID training input once; generation retrieves the k nearest."""
+    from rpm.io import atomic_dir
+    from rpm.metrics.divergence import load_embedder
+    from rpm.train.icl import input_texts
+
+    embedder = load_embedder(cfg.get("embedder", "minilm"))
+    emb = embedder.encode(input_texts(samples))
+    with atomic_dir(out) as tmp:
+        np.savez(tmp / "icl_index.npz", embeddings=emb.astype(np.float32),
+                 sample_ids=np.array([s.sample_ID for s in samples]))
+        trainers.write_manifest(tmp, {**manifest, "k": int(cfg.get("k", 5)), "embedder": embedder.name,
+                                      "train_file": str(train_file)})
+    return out

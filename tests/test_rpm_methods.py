@@ -1,0 +1,170 @@
+"""The RPM methods on the tiny model: real behaviour, not only files (issue: nine methods + generation)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from rpm.bench.load import read_jsonl
+from rpm.bench.synth import SynthConfig, synth
+from rpm.cli import main
+from rpm.metrics.divergence import load_embedder
+from rpm.metrics.scorer import score_pairs
+from rpm.train import trainers
+from rpm.train.formats import parse_generation, response_block, rpm_messages
+from rpm.train.icl import icl_messages, input_texts, neighbours
+from rpm.train.methods import train
+
+SETTINGS = {
+    "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear"},
+    "sft": {"max_steps": 8, "per_device_train_batch_size": 2, "learning_rate": 0.005, "lr_scheduler_type": "constant",
+            "max_length": 4096, "save_steps": 4},
+    "dpo": {"max_steps": 6, "per_device_train_batch_size": 2, "learning_rate": 0.005, "beta": 0.1,
+            "max_length": 4096, "save_steps": 3},
+    "grpo": {"max_steps": 2, "per_device_train_batch_size": 4, "num_generations": 4, "max_completion_length": 8,
+             "learning_rate": 0.001, "save_steps": 1},
+    "rft": {"samples": 2, "max_new_tokens": 8},
+    "icl": {"k": 5, "embedder": "minilm"},
+    "corl": {"iterations": 1},
+    "reward": {"batch_size": 4},
+}
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory, tiny_model_dir):
+    root = tmp_path_factory.mktemp("rpm")
+    synth(root / "bench", SynthConfig(n_train=6, n_per_subset=2, seed=0))
+    return root
+
+
+def _train(work, method, tiny_model_dir, **kw):
+    return train(method, base=str(tiny_model_dir), train_file=str(work / "bench/train.jsonl"),
+                 out=str(work / method), ckpt=str(work / f"ck-{method}"), settings=SETTINGS, seed=0, **kw)
+
+
+def _mean_logprob(model_dir_or_model, tok, prompts, targets):
+    model = model_dir_or_model
+    s = score_pairs(model, tok, prompts, targets, batch_size=4)
+    return np.array([lp.mean() for lp in s.token_logprobs])
+
+
+@pytest.fixture(scope="module")
+def sft_dir(work, tiny_model_dir):
+    return _train(work, "sft", tiny_model_dir)
+
+
+def test_sft_raises_the_likelihood_of_its_training_responses(work, sft_dir, tiny_model_dir):
+    from rpm.models import load_model, load_tokenizer
+
+    samples = read_jsonl(work / "bench/train.jsonl")
+    tok = load_tokenizer(tiny_model_dir)
+    prompts = [rpm_messages(s) for s in samples]
+    targets = [response_block(s.agent_golden_response) for s in samples]
+    before = _mean_logprob(load_model(tiny_model_dir), tok, prompts, targets)
+    after = _mean_logprob(trainers.load_rpm(sft_dir)[0], tok, prompts, targets)
+    assert (after > before).all(), (before, after)
+    log = [json.loads(line) for line in (Path(sft_dir) / "train_log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert len(losses) == 8 and losses[-1] < losses[0]
+    manifest = trainers.read_manifest(sft_dir)
+    assert manifest["chain"] == [str(Path(sft_dir) / "adapter")] and manifest["steps"] == 8
+
+
+def test_dpo_raises_the_chosen_minus_rejected_margin(work, sft_dir, tiny_model_dir):
+    samples = read_jsonl(work / "bench/train.jsonl")
+    rejected = work / "rejected.jsonl"
+    rejected.write_text("".join(json.dumps({"sample_ID": s.sample_ID, "rejected": "I do not know who you are."}) + "\n"
+                                for s in samples))
+    dpo_dir = _train(work, "dpo", tiny_model_dir, parent=str(sft_dir), teacher_file=str(rejected))
+    from rpm.models import load_tokenizer
+
+    tok = load_tokenizer(tiny_model_dir)
+    prompts = [rpm_messages(s) for s in samples]
+    chosen = [response_block(s.agent_golden_response) for s in samples]
+    worse = [response_block("I do not know who you are.")] * len(samples)
+
+    def margin(model):
+        return (score_pairs(model, tok, prompts, chosen).sums - score_pairs(model, tok, prompts, worse).sums).mean()
+
+    assert margin(trainers.load_rpm(dpo_dir)[0]) > margin(trainers.load_rpm(sft_dir)[0])
+    assert trainers.read_manifest(dpo_dir)["chain"][0] == str(Path(sft_dir) / "adapter")
+
+
+def test_grpo_logs_rollout_rewards_every_step(work, sft_dir, tiny_model_dir):
+    rl = _train(work, "rl", tiny_model_dir, parent=str(sft_dir))
+    log = [json.loads(line) for line in (Path(rl) / "train_log.jsonl").read_text().splitlines()]
+    steps = [r for r in log if "rewards/table24_p100/mean" in r]
+    assert [r["step"] for r in steps] == [1, 2]
+    assert all(0.0 < r["rewards/table24_p100/mean"] < 1.0 for r in steps)  # a probability of "100%"
+
+
+def test_icl_prompt_holds_the_five_nearest_training_samples(work):
+    train_samples = read_jsonl(work / "bench/train.jsonl")
+    test = read_jsonl(work / "bench/char_film.jsonl")[0]
+    emb = load_embedder("minilm")
+    index, query = emb.encode(input_texts(train_samples)), emb.encode(input_texts([test]))
+    nearest = neighbours(index, query, 5)[0]
+    cos = (index / np.linalg.norm(index, axis=1, keepdims=True)) @ (query[0] / np.linalg.norm(query[0]))
+    assert set(nearest) == set(np.argsort(-cos)[:5])
+    msgs = icl_messages(test, [train_samples[j] for j in nearest])
+    assert msgs[0]["role"] == "system" and len(msgs) == 1 + 2 * 5 + 1
+    shown = [m["content"] for m in msgs[1:-1] if m["role"] == "assistant"]
+    assert shown == [response_block(train_samples[j].agent_golden_response) for j in nearest]
+    assert msgs[-1] == rpm_messages(test)[-1]
+
+
+def test_generation_parses_thought_and_response():
+    assert parse_generation("thinking...\n\n<Agent Response>\nHello.\n</Agent Response>") == ("thinking...", "Hello.")
+    assert parse_generation("Hello there.</Agent Response>") == ("", "Hello there.")
+    assert parse_generation("<Agent Response>\nCut off mid") == ("", "Cut off mid")
+
+
+def test_generate_covers_every_sample_of_every_subset(work, sft_dir):
+    bench = sorted((work / "bench").glob("*.jsonl"))
+    args = ["generate", "--model", str(sft_dir), "--out-dir", str(work / "responses"), "--max-new-tokens", "6"]
+    for f in bench:
+        args += ["--bench-file", str(f)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    for f in bench:
+        rows = [json.loads(line) for line in (work / "responses" / f.name).read_text().splitlines()]
+        assert [r["sample_ID"] for r in rows] == [s.sample_ID for s in read_jsonl(f)]
+        assert all(r["method"] == "sft" and len(r["adapter_sha256"]) == 64 for r in rows)
+
+
+def test_missing_parent_or_teacher_file_is_a_clear_error(work, tiny_model_dir):
+    with pytest.raises(ValueError, match="method dpo starts from the sft model: pass --parent"):
+        _train(work, "dpo", tiny_model_dir)
+    with pytest.raises(ValueError, match="needs the teacher's trace file"):
+        _train(work, "thinking_sft", tiny_model_dir)
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_from_its_last_checkpoint(work, tiny_model_dir, tmp_path):
+    """SIGKILL after the first checkpoint; the rerun continues from it instead of restarting."""
+    settings = dict(SETTINGS, sft=dict(SETTINGS["sft"], max_steps=6, save_steps=2))
+    cmd = [sys.executable, "-m", "rpm", "train", "--method", "sft", "--base", str(tiny_model_dir),
+           "--train-file", str(work / "bench/train.jsonl"), "--out", str(tmp_path / "m"),
+           "--checkpoints", str(tmp_path / "ck"), "--settings", json.dumps(settings), "--threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    while not (tmp_path / "ck" / "checkpoint-2" / "trainer_state.json").exists():
+        assert time.time() < deadline and proc.poll() is None, "no checkpoint appeared"
+        time.sleep(0.5)
+    time.sleep(1.0)  # let the checkpoint files finish writing
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "m").exists()  # nothing that looks complete
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    resumed = trainers.read_manifest(tmp_path / "m")["resumed_from"]
+    assert resumed and Path(resumed).name.startswith("checkpoint-") and int(Path(resumed).name.split("-")[1]) >= 2
+    log = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r][-1] == 6
