@@ -117,6 +117,43 @@ class ChatClient:
         self.ledger.add(c)
         return c
 
+    def complete_many(self, requests: list[list[dict]], *, max_tokens: int | None = None,
+                      temperature: float | None = None, seeds: list[int] | None = None,
+                      batch_size: int = 8) -> list[Completion]:
+        """Many completions; cache misses of a local backend are generated in batches (one seed per
+        batch, the first request's), an endpoint is asked one request at a time."""
+        max_tokens = self.endpoint.max_tokens if max_tokens is None else max_tokens
+        temperature = self.endpoint.temperature if temperature is None else temperature
+        seeds = seeds or [self.endpoint.seed] * len(requests)
+        out: list[Completion | None] = [None] * len(requests)
+        misses = []
+        for i, (messages, seed) in enumerate(zip(requests, seeds)):
+            key = request_key(self.endpoint, messages, max_tokens, temperature, seed)
+            path = Path(self.cache_dir) / key[:2] / f"{key}.json" if self.cache_dir else None
+            if path is not None and path.is_file():
+                hit = json.loads(path.read_text(encoding="utf-8"))
+                out[i] = Completion(hit["text"], hit["prompt_tokens"], hit["completion_tokens"], True, key)
+                self.ledger.add(out[i])
+            else:
+                misses.append((i, key, path))
+        if self.endpoint.backend == "local" and misses:
+            if self._backend is None:
+                self._backend = _LocalBackend(self.endpoint)
+            for start in range(0, len(misses), batch_size):
+                chunk = misses[start:start + batch_size]
+                answers = self._backend.batch([requests[i] for i, _, _ in chunk], max_tokens, temperature,
+                                              seeds[chunk[0][0]])
+                for (i, key, path), (text, n_in, n_out) in zip(chunk, answers):
+                    out[i] = Completion(text, n_in, n_out, False, key)
+                    self.ledger.add(out[i])
+                    if path is not None:
+                        write_json(path, {"endpoint": self.endpoint.name, "messages": requests[i], "text": text,
+                                          "prompt_tokens": n_in, "completion_tokens": n_out})
+        else:
+            for i, _, _ in misses:  # complete() writes the cache and the ledger
+                out[i] = self.complete(requests[i], max_tokens=max_tokens, temperature=temperature, seed=seeds[i])
+        return out
+
     def _call(self, messages, max_tokens, temperature, seed) -> tuple[str, int, int]:
         if self._backend is None:
             self._backend = (_OpenAIBackend if self.endpoint.backend == "openai" else _LocalBackend)(self.endpoint)
@@ -151,6 +188,27 @@ class _LocalBackend:
 
         self.model, self.tok, self.ep = load_model(ep.model), load_tokenizer(ep.model), ep
         self.model.eval()
+
+    def batch(self, requests, max_tokens, temperature, seed) -> list[tuple[str, int, int]]:
+        """Left-padded batched generation of several chats."""
+        import torch
+
+        self.tok.padding_side = "left"
+        texts = [self.tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in requests]
+        enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        torch.manual_seed(seed)
+        kwargs = dict(do_sample=temperature > 0, max_new_tokens=max_tokens, pad_token_id=self.tok.pad_token_id)
+        if temperature > 0:
+            kwargs.update(temperature=temperature, top_p=self.ep.top_p)
+        with torch.no_grad():
+            out = self.model.generate(**enc, **kwargs)[:, enc["input_ids"].shape[1]:]
+        answers = []
+        for row, mask in zip(out, enc["attention_mask"]):
+            ids = row.tolist()
+            if self.tok.eos_token_id in ids:  # what follows the first end-of-sequence is padding
+                ids = ids[:ids.index(self.tok.eos_token_id) + 1]
+            answers.append((self.tok.decode(ids, skip_special_tokens=True), int(mask.sum()), len(ids)))
+        return answers
 
     def __call__(self, messages, max_tokens, temperature, seed):
         import torch

@@ -81,18 +81,29 @@ def extract_json_object(text: str) -> tuple[dict | None, bool]:
     return None, False
 
 
-def _ask(client: ChatClient, messages, policy: TeacherPolicy, parse, salt: int):
-    """Ask, parse, and retry with new seeds; return (value, repaired, attempts, last_reason)."""
-    reason = ""
+def _ask_all(client: ChatClient, requests: dict[int, list[dict]], policy: TeacherPolicy, parse, task: str):
+    """Ask every request, parse, and ask the malformed ones again with new seeds; returns
+    {index: (value or None, repaired, attempts, reason)}. Requests of one round go out together."""
+    results, pending, reason = {}, dict(requests), {}
     for attempt in range(policy.retries + 1):
+        if not pending:
+            break
+        idx = sorted(pending)
         kwargs = {"max_tokens": policy.max_tokens}
         if attempt:
-            kwargs.update(temperature=policy.retry_temperature, seed=policy.seed * 1_000_003 + salt * 101 + attempt)
-        text = client.complete(messages, **kwargs).text
-        value, repaired, reason = parse(text)
-        if value is not None:
-            return value, repaired, attempt + 1, reason
-    return None, False, policy.retries + 1, reason
+            kwargs.update(temperature=policy.retry_temperature,
+                          seeds=[policy.seed * 1_000_003 + i * 101 + attempt for i in idx])
+        answers = client.complete_many([pending[i] for i in idx], **kwargs)
+        for i, answer in zip(idx, answers):
+            value, repaired, why = parse(answer.text)
+            if value is not None:
+                results[i] = (value, repaired, attempt + 1, why)
+                del pending[i]
+            else:
+                reason[i] = why
+    for i in pending:
+        results[i] = (None, False, policy.retries + 1, reason[i])
+    return results
 
 
 def _dialogue_parse(text):
@@ -118,20 +129,25 @@ def _topics_parse(text):
 
 def augment(samples: list[Sample], client: ChatClient, policy: TeacherPolicy) -> tuple[list[Sample], Report]:
     report = Report("augment", total=len(samples))
+    chosen = pick(samples, policy, "augment", policy.augment_fraction)
+    fields = {i: samples[i].prompt_fields(with_golden=False) for i in chosen}
+    step1 = _ask_all(client, {i: prompts.get("da_topics").render(
+        user_persona=fields[i]["user_persona"], agent_character=fields[i]["agent_character"]) for i in chosen},
+        policy, _topics_parse, "augment-1")
+    ok1 = [i for i in chosen if step1[i][0] is not None]
+    step2 = _ask_all(client, {i: prompts.get("da_dialogue").render(
+        user_persona=fields[i]["user_persona"], agent_character=fields[i]["agent_character"],
+        context_seed=step1[i][0][0]) for i in ok1}, policy, _dialogue_parse, "augment-2")
     out = []
-    for i in pick(samples, policy, "augment", policy.augment_fraction):
+    for i in chosen:
         s = samples[i]
-        fields = s.prompt_fields(with_golden=False)
-        topics, rep1, n1, why = _ask(client, prompts.get("da_topics").render(
-            user_persona=fields["user_persona"], agent_character=fields["agent_character"]), policy, _topics_parse, i)
+        topics, rep1, n1, why1 = step1[i]
         if topics is None:
-            report.add(s.sample_ID, "rejected", f"step 1: {why}", n1)
+            report.add(s.sample_ID, "rejected", f"step 1: {why1}", n1)
             continue
-        dialogue, rep2, n2, why = _ask(client, prompts.get("da_dialogue").render(
-            user_persona=fields["user_persona"], agent_character=fields["agent_character"], context_seed=topics[0]),
-            policy, _dialogue_parse, i)
+        dialogue, rep2, n2, why2 = step2[i]
         if dialogue is None:
-            report.add(s.sample_ID, "rejected", f"step 2: {why}", n1 + n2)
+            report.add(s.sample_ID, "rejected", f"step 2: {why2}", n1 + n2)
             continue
         turns = []
         for k in range(1, 4):
@@ -155,19 +171,21 @@ def _rejected_parse(text):
 
 def reject(samples: list[Sample], client: ChatClient, policy: TeacherPolicy) -> tuple[list[dict], Report]:
     report = Report("reject", total=len(samples))
+    chosen = pick(samples, policy, "reject")
+    answers = _ask_all(client, {i: prompts.get("dpo_rejected").render(
+        str_dialogue_context=samples[i].prompt_fields()["str_dialogue_context"]) for i in chosen},
+        policy, _rejected_parse, "reject")
     rows = []
-    for i in pick(samples, policy, "reject"):
+    for i in chosen:
         s = samples[i]
-        messages = prompts.get("dpo_rejected").render(str_dialogue_context=s.prompt_fields()["str_dialogue_context"])
-        response, repaired, n, why = _ask(client, messages, policy, _rejected_parse, i)
+        response, repaired, n, why = answers[i]
         if response is None:
             report.add(s.sample_ID, "rejected", why, n)
-            continue
-        if response.strip() == s.agent_golden_response.strip():
+        elif response.strip() == s.agent_golden_response.strip():
             report.add(s.sample_ID, "rejected", "the teacher's answer equals the golden response", n)
-            continue
-        rows.append({"sample_ID": s.sample_ID, "rejected": response})
-        report.add(s.sample_ID, "repaired" if repaired else "accepted", "", n)
+        else:
+            rows.append({"sample_ID": s.sample_ID, "rejected": response})
+            report.add(s.sample_ID, "repaired" if repaired else "accepted", "", n)
     return rows, report
 
 
@@ -184,11 +202,13 @@ def core_features(text: str, policy: TeacherPolicy) -> tuple[str | None, bool, s
 
 def trace(samples: list[Sample], client: ChatClient, policy: TeacherPolicy) -> tuple[list[dict], Report]:
     report = Report("trace", total=len(samples))
+    chosen = pick(samples, policy, "trace")
+    answers = _ask_all(client, {i: prompts.get("reasoning_rollout").render(**samples[i].prompt_fields(with_golden=True))
+                                for i in chosen}, policy, lambda t: core_features(t, policy), "trace")
     rows = []
-    for i in pick(samples, policy, "trace"):
+    for i in chosen:
         s = samples[i]
-        messages = prompts.get("reasoning_rollout").render(**s.prompt_fields(with_golden=True))
-        kept, repaired, n, why = _ask(client, messages, policy, lambda t: core_features(t, policy), i)
+        kept, repaired, n, why = answers[i]
         if kept is None:
             report.add(s.sample_ID, "rejected", why, n)
             continue

@@ -6,7 +6,7 @@ rule teacher:
         train=f"{BENCH_DIR}/train.jsonl",
         model=teacher_model_input,
     output:
-        f"{TEACHER_DIR}/{{task}}.jsonl",
+        out=f"{TEACHER_DIR}/{{task}}.jsonl",
         report=f"{TEACHER_DIR}/{{task}}.report.json",
     log:
         f"{LOGS}/teacher/{{task}}.log",
@@ -33,7 +33,7 @@ rule teacher:
         gpu=config["compute"]["gpus"],
     shell:
         "rpm teacher {wildcards.task} --bench-file {input.train} --teacher {params.endpoint} "
-        "--out {output[0]} --report {output.report} --cache-dir {params.cache} --retries {params.retries} "
+        "--out {output.out} --report {output.report} --cache-dir {params.cache} --retries {params.retries} "
         "--retry-temperature {params.retry_temperature} --trace-policy {params.trace_policy} "
         "--augment-fraction {params.augment_fraction} {params.max_samples} --max-tokens {params.max_tokens} --seed {params.seed} "
         "--threads {threads} > {log} 2>&1"
