@@ -107,7 +107,7 @@ def _messages(samples, manifest: dict, model_dir: str) -> list[list[dict]]:
     from rpm.train.icl import icl_messages, input_texts, neighbours
 
     index = np.load(Path(model_dir) / "icl_index.npz")
-    train = {s.sample_ID: s for s in read_jsonl(manifest["train_file"])}
+    train = {s.sample_ID: s for s in read_jsonl((Path(model_dir) / manifest["train_file"]).resolve())}
     ids = [str(i) for i in index["sample_ids"]]
     query = load_embedder(manifest["embedder"]).encode(input_texts(samples))
     nearest = neighbours(index["embeddings"], query, manifest["k"])

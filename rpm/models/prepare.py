@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -57,12 +58,42 @@ def gguf_path(spec: dict) -> Path:
     return files[0]
 
 
+# A trained model directory (an RPM or an estimator module) holds this file: its base model and the
+# chain of LoRA adapters that, merged in order, rebuild it.
+ADAPTER_MANIFEST = "rpm_method.json"
+
+
+def _adapter_manifest(model_dir) -> dict | None:
+    """The manifest with `base` and `chain` as absolute paths (stored relative to the directory, so a
+    results tree can be moved or copied as a whole)."""
+    path = Path(model_dir) / ADAPTER_MANIFEST
+    if not path.is_file():
+        return None
+    m = json.loads(path.read_text(encoding="utf-8"))
+    root = Path(model_dir).resolve()
+    m["base"] = str((root / m["base"]).resolve())
+    m["chain"] = [str((root / c).resolve()) for c in m["chain"]]
+    return m
+
+
+def write_adapter_manifest(write_dir: Path, manifest: dict, final_dir: Path) -> None:
+    """Write the manifest into `write_dir` (a temporary directory that becomes `final_dir`), with
+    `base` and `chain` relative to `final_dir`."""
+    final = Path(final_dir).resolve()
+    m = dict(manifest)
+    m["base"] = os.path.relpath(Path(m["base"]).resolve(), final)
+    m["chain"] = [os.path.relpath(Path(c).resolve(), final) for c in m["chain"]]
+    (Path(write_dir) / ADAPTER_MANIFEST).write_text(json.dumps(m, indent=2, ensure_ascii=False) + "\n",
+                                                    encoding="utf-8")
+
+
 def load_tokenizer(spec_or_dir):
-    """Tokenizer from a prepared directory, or from a tokenizer spec (gguf_package | local | hub)."""
+    """Tokenizer from a prepared or trained directory, or from a tokenizer spec (gguf_package | local | hub)."""
     from transformers import AutoTokenizer
 
     if isinstance(spec_or_dir, (str, Path)):
-        return AutoTokenizer.from_pretrained(str(spec_or_dir))
+        manifest = _adapter_manifest(spec_or_dir)
+        return AutoTokenizer.from_pretrained(str(manifest["base"] if manifest else spec_or_dir))
     spec = spec_or_dir
     source = spec.get("source")
     if source == "gguf_package":
@@ -76,11 +107,25 @@ def load_tokenizer(spec_or_dir):
 
 
 def load_model(model_dir: str | Path, dtype: str = "float32"):
-    """The one model loader used by every stage: a prepared directory, safetensors only."""
+    """The one model loader used by every stage, safetensors only: a prepared base directory, or a
+    trained one (base + LoRA chain from its rpm_method.json, merged in order)."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    manifest = _adapter_manifest(model_dir)
+    if manifest is not None:
+        return load_chain(manifest["base"], manifest["chain"], dtype)
     return AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=getattr(torch, dtype), use_safetensors=True)
+
+
+def load_chain(base_dir: str | Path, chain: list[str], dtype: str = "float32"):
+    """The base model with every adapter of `chain` merged in, in order."""
+    from peft import PeftModel
+
+    model = load_model(base_dir, dtype=dtype)
+    for adapter in chain:
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    return model
 
 
 def _from_gguf(spec: dict, out: Path) -> dict:

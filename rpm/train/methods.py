@@ -15,6 +15,7 @@ corl          thinking_sft     GRPOTrainer x2K co-evolving thought (likelihood r
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -200,9 +201,10 @@ def _corl(samples, base, chain, tok, settings, out: Path, ckpt: Path, seed, mani
     with atomic_dir(out) as tmp:
         for st in stages:
             shutil.copytree(st, tmp / final_name(st))
-        moved = {str(Path(st) / "adapter"): str(out / final_name(st) / "adapter") for st in stages}
+        moved = {str((Path(st) / "adapter").resolve()): str((out / final_name(st) / "adapter").resolve())
+                 for st in stages}
         trainers.write_manifest(tmp, {**manifest, "chain": [moved.get(c, c) for c in chain],
-                                      "stages": [final_name(st) for st in stages]})
+                                      "stages": [final_name(st) for st in stages]}, out)
     for st in stages:
         shutil.rmtree(st, ignore_errors=True)
     return out
@@ -220,5 +222,6 @@ def _icl(samples, train_file, cfg: dict, out: Path, manifest: dict) -> Path:
         np.savez(tmp / "icl_index.npz", embeddings=emb.astype(np.float32),
                  sample_ids=np.array([s.sample_ID for s in samples]))
         trainers.write_manifest(tmp, {**manifest, "k": int(cfg.get("k", 5)), "embedder": embedder.name,
-                                      "train_file": str(train_file)})
+                                      "train_file": os.path.relpath(Path(train_file).resolve(), out.resolve())},
+                                out)
     return out

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from rpm.io import atomic_dir
 
-MANIFEST = "rpm_method.json"
+from rpm.models.prepare import ADAPTER_MANIFEST as MANIFEST
+from rpm.models.prepare import load_chain  # noqa: F401  (the trainers' entry point to it)
 
 
 def lora_config(cfg: dict):
@@ -30,36 +31,29 @@ def lora_config(cfg: dict):
 
 
 def read_manifest(model_dir: str | Path) -> dict:
-    path = Path(model_dir) / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"{model_dir}: not an RPM model directory (no {MANIFEST}); run `rpm train` first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    """A trained directory's manifest, `base` and `chain` resolved to absolute paths."""
+    from rpm.models.prepare import _adapter_manifest
 
-
-def load_chain(base_dir: str | Path, chain: list[str], dtype: str = "float32"):
-    """The base model with every adapter of `chain` merged in, in order."""
-    from peft import PeftModel
-
-    from rpm.models import load_model
-
-    model = load_model(base_dir, dtype=dtype)
-    for adapter in chain:
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-    return model
+    m = _adapter_manifest(model_dir)
+    if m is None:
+        raise FileNotFoundError(f"{model_dir}: not a trained model directory (no {MANIFEST}); run `rpm train` first")
+    return m
 
 
 def load_rpm(model_dir: str | Path, dtype: str = "float32"):
     """(model, tokenizer, manifest) of a trained RPM, all adapters merged (for generation)."""
-    from rpm.models import load_tokenizer
+    from rpm.models import load_model, load_tokenizer
 
     m = read_manifest(model_dir)
-    model = load_chain(m["base"], m["chain"], dtype)
+    model = load_model(model_dir, dtype)
     model.eval()
-    return model, load_tokenizer(m["base"]), m
+    return model, load_tokenizer(model_dir), m
 
 
-def write_manifest(out: Path, manifest: dict) -> None:
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+def write_manifest(write_dir: Path, manifest: dict, final_dir: Path) -> None:
+    from rpm.models.prepare import write_adapter_manifest
+
+    write_adapter_manifest(write_dir, manifest, final_dir)
 
 
 def _last_checkpoint(ckpt_dir: Path) -> str | None:
@@ -114,7 +108,7 @@ def _finish(trainer, ckpt_dir: Path, out_dir: Path, manifest: dict) -> Path:
         trainer.save_model(str(tmp / "adapter"))
         manifest = {**manifest, "chain": manifest["chain"] + [str(out_dir / "adapter")],
                     "steps": trainer.state.global_step, "resumed_from": resume}
-        write_manifest(tmp, manifest)
+        write_manifest(tmp, manifest, out_dir)
         with open(tmp / "train_log.jsonl", "w", encoding="utf-8") as f:
             for row in history:
                 f.write(json.dumps(row) + "\n")
