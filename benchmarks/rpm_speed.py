@@ -44,7 +44,7 @@ def main() -> None:
 
     for b in args.gen_batch:
         msgs = [rpm_messages(s) for s in bench["id_test"][:b]]
-        dec = Decoding(max_new_tokens=args.new_tokens, batch_size=b, stop="\x00never\x00")  # time full length
+        dec = Decoding(max_new_tokens=args.new_tokens, batch_size=b, stop=None)  # time the full length
         t = time.perf_counter()
         outs = generate_texts(model, tok, msgs, dec, progress=False)
         dt = time.perf_counter() - t

@@ -181,18 +181,20 @@ def _mi_config(normalization, pairs, k, seed, n_boot=0, confidence=0.95):
 @main.command("logprobs")
 @click.option("--estimator", "estimator_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="The estimator: a prepared model directory (the CoRL policy model, or a p(y|x) model for EMI).")
-@click.option("--bench-file", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="One subset's benchmark JSONL (e.g. results/data/bench/id_test.jsonl); golden responses come from here.")
-@click.option("--responses", type=click.Path(exists=True, dir_okay=False), default=None,
+@click.option("--bench-file", "bench_files", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A subset's benchmark JSONL (e.g. results/data/bench/id_test.jsonl); golden responses come from here. "
+                   "Repeat for several subsets (the model loads once); the other per-subset files are then matched "
+                   "to it by file name and --out is a directory of {subset}.npz.")
+@click.option("--responses", "responses_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help='The RPM\'s responses, JSONL rows {"sample_ID", "response"}, one per benchmark sample. '
                    "Omit to write a golden-only file that every RPM can reuse with --golden-from.")
-@click.option("--reasoning", type=click.Path(exists=True, dir_okay=False), default=None,
+@click.option("--reasoning", "reasoning_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help='Cached reasoning r, JSONL rows {"sample_ID", "reasoning"}: scores with the Table 17 prompt (R-EMI). '
                    "Without it the Table 18 prompt is used (EMI, the 'w/o Reasoning' estimator).")
-@click.option("--golden-from", type=click.Path(exists=True, dir_okay=False), default=None,
+@click.option("--golden-from", "golden_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Reuse the golden matrix of a golden-only file of the same subset and estimator; "
                    "only the model responses are scored.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
+@click.option("--out", required=True, type=click.Path(),
               help="Output .npz: model_lp, golden_lp, model_ntok, golden_ntok (N x N), entropies, sample_ids, meta.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Continuations scored together against one cached prompt.")
@@ -201,7 +203,7 @@ def _mi_config(normalization, pairs, k, seed, n_boot=0, confidence=0.95):
 @click.option("--overlong", type=click.Choice(["error", "drop"]), default="error", show_default=True,
               help="What to do with inputs over --max-length: stop naming them, or leave them out and report them. "
                    "Never truncated, never scored as 0.")
-@click.option("--report", type=click.Path(dir_okay=False), default=None,
+@click.option("--report", type=click.Path(), default=None,
               help="Write a JSON report of kept and dropped samples (with lengths and reasons).")
 @click.option("--subset", default=None, help="Subset name recorded in the file. [default: the bench file's stem]")
 @click.option("--rpm", "rpm_name", default=None,
@@ -214,8 +216,8 @@ def _mi_config(normalization, pairs, k, seed, n_boot=0, confidence=0.95):
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch CPU threads. [default: torch's own choice]")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def logprobs_cmd(estimator_dir, bench_file, responses, reasoning, golden_from, out, batch_size, max_length, overlong,
-                 report, subset, rpm_name, estimator_name, dtype, threads, quiet):
+def logprobs_cmd(estimator_dir, bench_files, responses_files, reasoning_files, golden_files, out, batch_size,
+                 max_length, overlong, report, subset, rpm_name, estimator_name, dtype, threads, quiet):
     """All-pairs log-prob matrices of golden (and model) responses under an estimator.
 
     lp[i, j] = log q(y_j | x_i, r_i): each prompt runs once and its KV cache is reused for all N
@@ -231,19 +233,46 @@ def logprobs_cmd(estimator_dir, bench_file, responses, reasoning, golden_from, o
         import torch
 
         torch.set_num_threads(threads)
-    try:
-        m, dropped = compute(estimator_dir, bench_file, out, responses=responses, reasoning=reasoning,
-                             golden_from=golden_from, batch_size=batch_size, max_length=max_length,
-                             overlong=overlong, subset=subset, rpm=rpm_name, estimator_name=estimator_name,
-                             dtype=dtype, progress=not quiet)
-    except (BenchRecordError, InputFileError, LogprobsInputError, MatrixFileError, ScoringError,
-            FileNotFoundError) as e:
-        _fail(e)
-    for d in dropped:
-        click.echo(f"dropped sample {d.sample_id!r}: {d.reason}", err=True)
-    if report:
-        write_report(report, m)
-    click.echo(f"wrote {out}: {describe(m)}")
+    def by_stem(files, what):
+        table = {Path(f).stem: f for f in files}
+        if files and len(bench_files) > 1:
+            missing = [Path(b).stem for b in bench_files if Path(b).stem not in table]
+            if missing:
+                raise click.BadParameter(f"no {what} file for subset(s) {missing}")
+        return table
+
+    several = len(bench_files) > 1
+    if several and subset:
+        raise click.BadParameter("--subset names one subset; with several --bench-file it comes from the file names")
+    tables = {w: by_stem(f, w) for w, f in (("--responses", responses_files), ("--reasoning", reasoning_files),
+                                            ("--golden-from", golden_files))}
+    model = tok = None
+    for bench_file in bench_files:
+        stem = Path(bench_file).stem
+
+        def pick(what, files):
+            return tables[what].get(stem) if several else (files[0] if files else None)
+
+        target = Path(out) / f"{stem}.npz" if several else Path(out)
+        try:
+            if model is None:
+                from rpm.models import load_model, load_tokenizer
+
+                model, tok = load_model(estimator_dir, dtype=dtype), load_tokenizer(estimator_dir)
+                model.eval()
+            m, dropped = compute(estimator_dir, bench_file, target, responses=pick("--responses", responses_files),
+                                 reasoning=pick("--reasoning", reasoning_files),
+                                 golden_from=pick("--golden-from", golden_files), batch_size=batch_size,
+                                 max_length=max_length, overlong=overlong, subset=subset, rpm=rpm_name,
+                                 estimator_name=estimator_name, dtype=dtype, progress=not quiet, model=model, tok=tok)
+        except (BenchRecordError, InputFileError, LogprobsInputError, MatrixFileError, ScoringError,
+                FileNotFoundError) as e:
+            _fail(e)
+        for d in dropped:
+            click.echo(f"dropped sample {d.sample_id!r}: {d.reason}", err=True)
+        if report:
+            write_report(Path(report) / f"{stem}.json" if several else report, m)
+        click.echo(f"wrote {target}: {describe(m)}")
 
 
 @main.command("remi")
@@ -547,6 +576,109 @@ def generate_cmd(model_dir, bench_files, out_dir, backend, max_new_tokens, repet
             click.echo(f"wrote {len(rows)} responses to {out}" + (f" ({empty} empty)" if empty else ""))
     except (ValueError, BenchRecordError, FileNotFoundError) as e:
         _fail(e)
+
+
+# ------------------------------------------------------------------ the CoRL estimator
+
+
+@main.group()
+def estimator():
+    """The CoRL estimator of R-EMI: cold start and co-evolution of q_phi1 (reasoner) and q_phi2 (policy)."""
+
+
+@estimator.command("coldstart")
+@click.option("--module", required=True, type=click.Choice(["reasoner", "policy", "pxy"]),
+              help="reasoner = q_phi1, policy = q_phi2 (the R-EMI scorer), pxy = the 'w/o Reasoning' p(y|x) model.")
+@click.option("--base", required=True, type=click.Path(exists=True, file_okay=False), help="Estimator base model.")
+@click.option("--train-file", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--traces", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The teacher's traces (`rpm teacher trace`), for reasoner and policy.")
+@click.option("--settings", required=True, metavar="YAML", help="lora {...} and sft: TRL SFTConfig fields.")
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--checkpoints", required=True, type=click.Path(file_okay=False))
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+def estimator_coldstart(module, base, train_file, traces, settings, out, checkpoints, seed, threads):
+    """SFT of one estimator module on teacher traces (REFERENCE_FACTS.md: lr 2e-4, cosine, LoRA r16)."""
+    from rpm.estimator.train import cold_start
+    from rpm.train.trainers import threads as set_threads
+
+    set_threads(threads)
+    try:
+        cold_start(module, base=base, train_file=train_file, traces_file=traces,
+                   settings=_parse_mapping(settings, "--settings"), out=out, ckpt=checkpoints, seed=seed)
+    except (ValueError, BenchRecordError, FileNotFoundError) as e:
+        _fail(e)
+    click.echo(f"cold-started {module}: {out}")
+
+
+@estimator.command("coevolve")
+@click.option("--base", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--reasoner", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Cold-start q_phi1 directory.")
+@click.option("--policy", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Cold-start q_phi2 directory.")
+@click.option("--pool", "pool_files", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Prompt pool file(s): the training split by default; the authors drew from every evaluation "
+                   "split (repeat the option).")
+@click.option("--settings", required=True, metavar="YAML",
+              help="iterations, lora, grpo_reasoner / grpo_policy (TRL GRPOConfig fields), reward_batch_size, "
+                   "reason_max_new_tokens, reason_batch_size.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Writes reasoner/, policy/, stages/ and coevolution_log.jsonl (rewards per iteration and step).")
+@click.option("--checkpoints", required=True, type=click.Path(file_okay=False))
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+def estimator_coevolve(base, reasoner, policy, pool_files, settings, out, checkpoints, seed, threads):
+    """K alternating GRPO iterations of q_phi1 and q_phi2 (Section 3.3, Appendix D)."""
+    from rpm.estimator.train import coevolve
+    from rpm.train.trainers import threads as set_threads
+
+    set_threads(threads)
+    try:
+        coevolve(base=base, reasoner=reasoner, policy=policy, pool_file=list(pool_files),
+                 settings=_parse_mapping(settings, "--settings"), out=out, ckpt=checkpoints, seed=seed)
+    except (ValueError, BenchRecordError, FileNotFoundError) as e:
+        _fail(e)
+    click.echo(f"co-evolved estimator: {out}")
+
+
+@main.command("reason")
+@click.option("--reasoner", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A q_phi1 directory (cold start or co-evolved).")
+@click.option("--bench-file", "bench_files", required=True, multiple=True,
+              type=click.Path(exists=True, dir_okay=False), help="Evaluation subset(s); repeat the option.")
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False),
+              help='Writes {subset}.jsonl: {"sample_ID", "reasoning", "thought", "marker_found"}.')
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=2048, show_default=True,
+              help="The authors: 2,048 for the reasoning generator.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+def reason_cmd(reasoner, bench_files, out_dir, max_new_tokens, batch_size, seed, threads):
+    """r = q_phi1(x) for every evaluation sample: greedy, golden withheld, only the core features kept."""
+    from rpm.bench.load import read_jsonl
+    from rpm.estimator.train import reason_texts
+    from rpm.generate import Decoding
+    from rpm.io import write_jsonl
+    from rpm.train.trainers import load_rpm
+    from rpm.train.trainers import threads as set_threads
+
+    set_threads(threads)
+    try:
+        subsets = [(f, read_jsonl(f)) for f in bench_files]
+        model, tok, _ = load_rpm(reasoner)
+    except (ValueError, BenchRecordError, FileNotFoundError) as e:
+        _fail(e)
+    dec = Decoding(max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, stop=None)
+    for f, samples in subsets:
+        rows = [{"sample_ID": s.sample_ID, "reasoning": r or "(empty)", "thought": t, "marker_found": found}
+                for s, (r, t, found) in zip(samples, reason_texts(reasoner, samples, dec, model=model, tok=tok,
+                                                                  desc=f"reason {Path(f).stem}"))]
+        out = Path(out_dir) / f"{Path(f).stem}.jsonl"
+        write_jsonl(out, rows)
+        click.echo(f"wrote {len(rows)} reasoning traces to {out} ({sum(r['marker_found'] for r in rows)} with the "
+                   "core-features marker)")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from rpm.train.formats import CLOSE, parse_generation
 class Decoding:
     max_new_tokens: int = 256
     repetition_penalty: float = 1.05
-    stop: str = CLOSE
+    stop: str | None = CLOSE  # None: generate up to max_new_tokens (reasoning traces)
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
@@ -39,7 +39,9 @@ def generate_texts(model, tok, message_lists: list[list[dict]], dec: Decoding, *
     torch.manual_seed(dec.seed)
     kwargs = dict(max_new_tokens=dec.max_new_tokens, repetition_penalty=dec.repetition_penalty,
                   do_sample=dec.do_sample, num_return_sequences=num_return_sequences,
-                  pad_token_id=tok.pad_token_id, stop_strings=[dec.stop], tokenizer=tok)
+                  pad_token_id=tok.pad_token_id)
+    if dec.stop:
+        kwargs.update(stop_strings=[dec.stop], tokenizer=tok)
     if dec.do_sample:
         kwargs.update(temperature=dec.temperature, top_p=dec.top_p)
     bar = tqdm(range(0, len(texts), dec.batch_size), desc=desc, unit="batch", disable=not progress)
@@ -56,6 +58,8 @@ def generate_texts(model, tok, message_lists: list[list[dict]], dec: Decoding, *
 
 def cut_at_stop(text: str, stop: str) -> str:
     """Keep the stop string itself (it closes the response tag) and drop what follows."""
+    if not stop:
+        return text
     i = text.find(stop)
     return text if i < 0 else text[:i + len(stop)]
 
@@ -64,7 +68,7 @@ def vllm_sampling_kwargs(dec: Decoding) -> dict:
     """The vLLM SamplingParams equivalent of `dec` (greedy is temperature 0 there)."""
     return {"max_tokens": dec.max_new_tokens, "repetition_penalty": dec.repetition_penalty,
             "temperature": dec.temperature if dec.do_sample else 0.0, "top_p": dec.top_p if dec.do_sample else 1.0,
-            "stop": [dec.stop], "include_stop_str_in_output": True, "seed": dec.seed}
+            "stop": [dec.stop] if dec.stop else [], "include_stop_str_in_output": True, "seed": dec.seed}
 
 
 def generate_texts_vllm(model_dir: str, tok, message_lists: list[list[dict]], dec: Decoding) -> list[list[str]]:

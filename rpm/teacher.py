@@ -203,15 +203,19 @@ def core_features(text: str, policy: TeacherPolicy) -> tuple[str | None, bool, s
 def trace(samples: list[Sample], client: ChatClient, policy: TeacherPolicy) -> tuple[list[dict], Report]:
     report = Report("trace", total=len(samples))
     chosen = pick(samples, policy, "trace")
+    def parse(text):  # keep the whole thought too: the reasoning generator learns to write all of it
+        kept, repaired, why = core_features(text, policy)
+        return ((kept, text.strip()) if kept is not None else None), repaired, why
+
     answers = _ask_all(client, {i: prompts.get("reasoning_rollout").render(**samples[i].prompt_fields(with_golden=True))
-                                for i in chosen}, policy, lambda t: core_features(t, policy), "trace")
+                                for i in chosen}, policy, parse, "trace")
     rows = []
     for i in chosen:
         s = samples[i]
-        kept, repaired, n, why = answers[i]
-        if kept is None:
+        value, repaired, n, why = answers[i]
+        if value is None:
             report.add(s.sample_ID, "rejected", why, n)
             continue
-        rows.append({"sample_ID": s.sample_ID, "trace": kept, "repaired": repaired})
+        rows.append({"sample_ID": s.sample_ID, "trace": value[0], "thought": value[1], "repaired": repaired})
         report.add(s.sample_ID, "repaired" if repaired else "accepted", why, n)
     return rows, report

@@ -180,7 +180,7 @@ def _corl(samples, base, chain, tok, settings, out: Path, ckpt: Path, seed, mani
     stages = []
     for it in range(1, k_iters + 1):
         for part in ("thought", "response"):
-            stage_out = out.parent / f".{out.name}.stage-{it}-{part}"  # beside the output: survives a kill
+            stage_out = out.parent / f".stage-{it}-{part}"  # beside the output: survives a kill
             if not (stage_out / trainers.MANIFEST).is_file():  # finished stages are kept: a rerun resumes
                 if part == "thought":
                     reward = ThoughtLikelihoodReward(trainers.load_chain(base, chain), tok, batch)
@@ -195,16 +195,10 @@ def _corl(samples, base, chain, tok, settings, out: Path, ckpt: Path, seed, mani
 
     from rpm.io import atomic_dir
 
-    def final_name(stage: str) -> str:
-        return "stage-" + Path(stage).name.split(".stage-", 1)[1]
-
     with atomic_dir(out) as tmp:
-        for st in stages:
-            shutil.copytree(st, tmp / final_name(st))
-        moved = {str((Path(st) / "adapter").resolve()): str((out / final_name(st) / "adapter").resolve())
-                 for st in stages}
-        trainers.write_manifest(tmp, {**manifest, "chain": [moved.get(c, c) for c in chain],
-                                      "stages": [final_name(st) for st in stages]}, out)
+        moved = trainers.pack_stages([Path(st) for st in stages], tmp, out)
+        trainers.relink(out, {**manifest, "chain": chain, "stages": [Path(st).name.lstrip(".") for st in stages]},
+                        moved, tmp)
     for st in stages:
         shutil.rmtree(st, ignore_errors=True)
     return out

@@ -157,6 +157,27 @@ def grpo(base_dir, chain, tok, rows, reward_funcs, args: dict, lora: dict, out_d
     return _finish(trainer, Path(ckpt_dir), Path(out_dir), manifest)
 
 
+def pack_stages(stages: list[Path], tmp: Path, out: Path, subdir: str = "") -> dict[str, str]:
+    """Copy finished stage directories (kept beside an output so a killed job resumes) into the output
+    being written at `tmp` (renamed to `out` afterwards), rewriting every manifest's adapter chain to the
+    copies. Returns {old stage dir: new stage dir} as absolute paths."""
+    moved_dirs = {str(Path(st).resolve()): (out / subdir / Path(st).name.lstrip(".")).resolve() for st in stages}
+    moved_adapters = {str(Path(old) / "adapter"): str(new / "adapter") for old, new in moved_dirs.items()}
+    for st in stages:
+        dest = tmp / subdir / Path(st).name.lstrip(".")
+        shutil.copytree(st, dest)
+        m = read_manifest(st)
+        m["chain"] = [moved_adapters.get(c, c) for c in m["chain"]]
+        write_manifest(dest, m, moved_dirs[str(Path(st).resolve())])
+    return {k: str(v) for k, v in moved_dirs.items()}
+
+
+def relink(manifest_dir: Path, manifest: dict, moved: dict[str, str], tmp_dir: Path) -> None:
+    """Write `manifest` (chain through stages listed in `moved`) into tmp_dir, to live at manifest_dir."""
+    adapters = {str(Path(old) / "adapter"): str(Path(new) / "adapter") for old, new in moved.items()}
+    write_manifest(tmp_dir, {**manifest, "chain": [adapters.get(c, c) for c in manifest["chain"]]}, manifest_dir)
+
+
 def threads(n: int | None) -> None:
     """Use exactly the cores Snakemake gave the job: oversubscribed OpenMP threads crawl."""
     if n:

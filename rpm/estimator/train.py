@@ -1,0 +1,136 @@
+"""Training the estimator: cold start (SFT on teacher traces) and co-evolution (alternating GRPO).
+
+Modules, each a trained model directory (rpm_method.json: base + LoRA chain):
+  reasoner  q_phi1: Table 15 prompt, golden withheld -> the teacher's whole thought
+  policy    q_phi2: Table 17 prompt with the teacher's core features -> "## Agent Response\\n" + golden
+  pxy       the "w/o Reasoning" model of p(y|x): Table 18 prompt -> the same target (also EMI's estimator)
+The cold-start reasoner + policy are the "w/o CoRL" estimator of Table 1; after K co-evolution
+iterations they are the CoRL estimator.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from rpm.bench.load import read_jsonl
+from rpm.estimator.formats import core_features, reasoning_messages
+from rpm.estimator.rewards import policy_rewards, reasoner_rewards
+from rpm.generate import Decoding, generate_texts
+from rpm.metrics.inputs import scored_continuation, scorer_messages
+from rpm.train import trainers
+from rpm.train.methods import read_rows
+
+MODULES = ("reasoner", "policy", "pxy")
+
+
+def _assistant(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text}]
+
+
+def cold_start(module: str, *, base: str, train_file: str, traces_file: str | None, settings: dict, out: str,
+               ckpt: str, seed: int) -> Path:
+    if module not in MODULES:
+        raise ValueError(f"unknown estimator module {module!r}; choose one of {MODULES}")
+    from rpm.models import load_tokenizer
+
+    samples = read_jsonl(train_file)
+    tok = load_tokenizer(base)
+    if module == "pxy":
+        rows = [{"sample_ID": s.sample_ID, "prompt": scorer_messages(s, None),
+                 "completion": _assistant(scored_continuation(s.agent_golden_response, with_reasoning=False))}
+                for s in samples]
+    else:
+        if not traces_file:
+            raise ValueError(f"estimator module {module} needs the teacher's traces (--traces)")
+        traces = read_rows(traces_file, "trace", samples)
+        kept = [s for s in samples if s.sample_ID in traces]
+        if not kept:
+            raise ValueError(f"{traces_file}: no trace for any training sample; see the teacher's report")
+        if module == "reasoner":
+            rows = [{"sample_ID": s.sample_ID, "prompt": reasoning_messages(s),
+                     "completion": _assistant(traces[s.sample_ID].get("thought") or traces[s.sample_ID]["trace"])}
+                    for s in kept]
+        else:
+            rows = [{"sample_ID": s.sample_ID, "prompt": scorer_messages(s, traces[s.sample_ID]["trace"]),
+                     "completion": _assistant(scored_continuation(s.agent_golden_response))} for s in kept]
+    manifest = {"method": f"estimator_{module}", "module": module, "base": base, "chain": [], "thinking": False,
+                "seed": seed, "trained_samples": len(rows)}
+    return trainers.sft(base, [], tok, rows, settings["sft"], settings.get("lora", {}), Path(out), Path(ckpt), seed,
+                        manifest)
+
+
+def reason_texts(model_dir: str | Path, samples, dec: Decoding, *, model=None, tok=None, desc="reason"):
+    """Greedy thoughts of a reasoner for each sample (golden withheld) -> [(r, thought, marker_found)]."""
+    from rpm.train.trainers import load_rpm
+
+    if model is None:
+        model, tok, _ = load_rpm(model_dir)
+    outs = generate_texts(model, tok, [reasoning_messages(s) for s in samples], dec, desc=desc)
+    result = []
+    for o in outs:
+        r, found = core_features(o[0])
+        result.append((r, o[0], found))
+    return result
+
+
+def coevolve(*, base: str, reasoner: str, policy: str, pool_file: str | list[str], settings: dict, out: str,
+             ckpt: str, seed: int) -> Path:
+    """K iterations: q_phi1 by GRPO against q_phi2 of the previous iteration, then q_phi2 by GRPO on the
+    new q_phi1's (greedy) reasoning, rewarded against pi_ref = q_phi2 of the previous iteration."""
+    from rpm.io import atomic_dir
+    from rpm.models import load_model, load_tokenizer
+
+    files = [pool_file] if isinstance(pool_file, str) else list(pool_file)
+    pool = [s for f in files for s in read_jsonl(f)]
+    by_id = {s.sample_ID: s for s in pool}
+    tok = load_tokenizer(base)
+    out, ckpt = Path(out), Path(ckpt)
+    k_iters = int(settings.get("iterations", 2))
+    batch = int(settings.get("reward_batch_size", 4))
+    rdec = Decoding(max_new_tokens=int(settings.get("reason_max_new_tokens", 256)),
+                    batch_size=int(settings.get("reason_batch_size", 8)), seed=seed, stop=None)
+    lora = settings.get("lora", {})
+    q1, q2 = Path(reasoner), Path(policy)
+    stages, log = [], []
+    for it in range(1, k_iters + 1):
+        stage = out.parent / f".{out.name}.iter{it}-reasoner"
+        if not (stage / trainers.MANIFEST).is_file():
+            rewards = reasoner_rewards(load_model(q2), tok, by_id, batch)
+            rows = [{"prompt": reasoning_messages(s), "sample_ID": s.sample_ID} for s in pool]
+            m = trainers.read_manifest(q1)
+            trainers.grpo(base, m["chain"], tok, rows, rewards, settings["grpo_reasoner"], lora, stage,
+                          ckpt / f"iter{it}-reasoner", seed + it, {**m, "iteration": it})
+        q1 = stage
+        stages.append(stage)
+        stage = out.parent / f".{out.name}.iter{it}-policy"
+        if not (stage / trainers.MANIFEST).is_file():
+            rs = [r for r, _, _ in reason_texts(q1, pool, rdec, desc=f"iteration {it} reasoning")]
+            rewards = policy_rewards(load_model(q2), tok, by_id, batch)  # pi_ref: q_phi2 of iteration it-1
+            rows = [{"prompt": scorer_messages(s, r), "sample_ID": s.sample_ID, "reasoning": r}
+                    for s, r in zip(pool, rs)]
+            m = trainers.read_manifest(q2)
+            trainers.grpo(base, m["chain"], tok, rows, rewards, settings["grpo_policy"], lora, stage,
+                          ckpt / f"iter{it}-policy", seed + it, {**m, "iteration": it})
+        q2 = stage
+        stages.append(stage)
+    for st in stages:
+        module = "reasoner" if st.name.endswith("reasoner") else "policy"
+        it = int(st.name.rsplit(".iter", 1)[1].split("-")[0])
+        for row in (json.loads(line) for line in (st / "train_log.jsonl").read_text().splitlines()):
+            rewards = {k: v for k, v in row.items() if k.startswith("reward")}
+            if rewards:
+                log.append({"iteration": it, "module": module, "step": row.get("step"), **rewards})
+    with atomic_dir(out) as tmp:
+        moved = trainers.pack_stages(stages, tmp, out, subdir="stages")
+        for name, last in (("reasoner", q1), ("policy", q2)):
+            (tmp / name).mkdir()
+            m = trainers.read_manifest(last)
+            trainers.relink(out / name, {**m, "method": f"estimator_{name}", "iterations": k_iters}, moved, tmp / name)
+        with open(tmp / "coevolution_log.jsonl", "w", encoding="utf-8") as f:
+            for row in log:
+                f.write(json.dumps(row) + "\n")
+    for st in stages:
+        shutil.rmtree(st, ignore_errors=True)
+    return out
