@@ -31,6 +31,8 @@ container: config["container"]
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/rpm.smk"
+include: "workflow/rules/estimator.smk"
+include: "workflow/rules/metrics.smk"
 
 
 rule all:
@@ -38,4 +40,8 @@ rule all:
         bench_files(),
         expand("results/models/{model}", model=models_used()),
         [responses(base, method) for base in config["rpm"]["bases"] for method in config["rpm"]["methods"]],
+        expand(
+            f"{METRICS}/{{table}}.csv",
+            table=["remi", "emi", "perplexity", "divergences", "bound"],
+        ),
     default_target: True

@@ -59,3 +59,27 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
     return n
+
+
+def iter_jsonl(path: str | os.PathLike, error) -> Iterator[tuple[int, object]]:
+    """(line number, decoded object) for each line of a JSONL file: the one line reader of every loader.
+
+    `error(message, line)` builds the exception the caller raises for an undecodable line (invalid
+    UTF-8, a blank line, malformed JSON), so each loader keeps its own error type and wording.
+    """
+    raw_lines = Path(path).read_bytes().split(b"\n")
+    if raw_lines and raw_lines[-1] == b"":
+        raw_lines.pop()  # the newline that ends the last record
+    for lineno, raw in enumerate(raw_lines, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise error(f"invalid UTF-8 at byte {e.start} of the line: {raw[max(0, e.start - 10):e.start + 10]!r}",
+                        lineno) from None
+        if not text.strip():
+            raise error("blank line (a JSONL file holds one JSON object per line)", lineno)
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise error(f"malformed JSON at column {e.colno}: {e.msg}", lineno) from None
+        yield lineno, obj

@@ -51,14 +51,47 @@ def test_bad_config_fails_naming_the_key(tmp_path, overlay, message):
 
 
 @pytest.mark.slow
-def test_smoke_dag_runs_data_and_model_stages(tmp_path):
+def test_smoke_dag_runs_every_stage(tmp_path):
+    """The whole smoke DAG on the tiny model: nine RPMs, the estimator branch and every metric table."""
+    import csv
+    import json
+
     snakemake("--cores", "2", "--configfile", str(SMOKE), workdir=tmp_path)
     results = tmp_path / "results"
     bench = load_bench(results / "data/bench")
     assert list(bench) == list(BENCH_FILES)
     assert len(bench["train"]) == 16 and all(len(bench[f]) == 4 for f in BENCH_FILES[1:])
-    assert (results / "models/tiny/model.safetensors").is_file()
-    assert (results / "logs/bench_synth.log").is_file() and (results / "logs/model_prepare/tiny.log").is_file()
-    assert (results / "benchmarks/model_prepare/tiny.tsv").is_file()
+    methods = ["icl", "sft", "da", "dpo", "rft", "rl", "thinking_sft", "thinking_rl", "corl"]
+    for method in methods:  # every method trained, and its responses cover every sample of every subset
+        assert (results / f"rpm/tiny/{method}/model/rpm_method.json").is_file()
+        for subset in BENCH_FILES[1:]:
+            rows = [json.loads(x) for x in (results / f"rpm/tiny/{method}/responses/{subset}.jsonl").read_text()
+                    .splitlines()]
+            assert [r["sample_ID"] for r in rows] == [s.sample_ID for s in bench[subset]]
+    for variant in ("corl", "wo_corl"):  # one reasoning trace per evaluation sample
+        for subset in BENCH_FILES[1:]:
+            rows = [json.loads(x) for x in (results / f"estimator/tiny/reasoning/{variant}/{subset}.jsonl")
+                    .read_text().splitlines()]
+            assert [r["sample_ID"] for r in rows] == [s.sample_ID for s in bench[subset]]
+    log = (results / "estimator/tiny/coevolved/coevolution_log.jsonl").read_text().splitlines()
+    assert {json.loads(x)["module"] for x in log} == {"reasoner", "policy"}
+
+    def table(name):
+        with open(results / f"metrics/{name}.csv") as f:
+            return list(csv.DictReader(f))
+
+    remi = table("remi")
+    got = {(r["rpm"], r["subset"]) for r in remi if r["quantity"] == "R-EMI"}
+    assert got == {(f"tiny/{m}", s) for m in methods for s in BENCH_FILES[1:]}
+    assert {(r["rpm"], r["subset"]) for r in remi if r["quantity"] == "R-EMID"} == \
+        {(f"tiny/{m}", s) for m in methods for s in BENCH_FILES[2:]}
+    assert {r["subset"] for r in table("emi") if r["quantity"] == "EMI"} == set(BENCH_FILES[1:])
+    assert {r["estimator"] for r in table("perplexity")} == {"corl", "wo_corl", "wo_reasoning"}
+    assert {r["subset"] for r in table("divergences")} >= set(BENCH_FILES[2:])
+    assert table("bound")
+    for name in ("remi", "emi", "perplexity", "divergences", "bound"):
+        assert all(v not in ("nan", "") for r in table(name) for k, v in r.items()
+                   if k in ("value", "bound", "perplexity", "d_js"))
+    assert (results / "logs/bench_synth.log").is_file() and (results / "benchmarks/model_prepare/tiny.tsv").is_file()
     again = snakemake("--cores", "2", "--configfile", str(SMOKE), workdir=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr

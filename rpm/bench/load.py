@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rpm.bench.schema import BenchRecordError, Sample, sample_from_dict
 from rpm.bench.subsets import BENCH_FILES, SPLITS
+from rpm.io import iter_jsonl
 
 
 def read_jsonl(path: str | os.PathLike) -> list[Sample]:
@@ -18,22 +19,7 @@ def read_jsonl(path: str | os.PathLike) -> list[Sample]:
         raise FileNotFoundError(f"{name}: no such benchmark file")
     samples: list[Sample] = []
     seen: dict[str, int] = {}
-    with open(path, "rb") as f:
-        raw_lines = f.read().split(b"\n")
-    if raw_lines and raw_lines[-1] == b"":
-        raw_lines.pop()  # the newline that ends the last record
-    for lineno, raw in enumerate(raw_lines, start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise BenchRecordError(f"invalid UTF-8 at byte {e.start} of the line: {raw[max(0, e.start - 10):e.start + 10]!r}",
-                                   file=name, line=lineno) from None
-        if not text.strip():
-            raise BenchRecordError("blank line (a JSONL file holds one record per line)", file=name, line=lineno)
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise BenchRecordError(f"malformed JSON at column {e.colno}: {e.msg}", file=name, line=lineno) from None
+    for lineno, obj in iter_jsonl(path, lambda msg, line: BenchRecordError(msg, file=name, line=line)):
         sample = sample_from_dict(obj, file=name, line=lineno)
         if sample.sample_ID in seen:
             raise BenchRecordError(f"duplicate sample ID (first seen on line {seen[sample.sample_ID]})",

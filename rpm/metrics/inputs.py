@@ -17,13 +17,13 @@ an ID the benchmark file does not have, or a benchmark sample the file lacks.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from rpm import prompts as prompt_registry
+from rpm.io import iter_jsonl
 from rpm.bench.schema import Sample
 
 WITH_REASONING = "policy_rollout"       # Table 17
@@ -57,20 +57,7 @@ def read_text_rows(path: str | os.PathLike, field: str) -> dict[str, TextRow]:
     if not path.is_file():
         raise InputFileError("no such file", file=name)
     rows: dict[str, TextRow] = {}
-    raw_lines = path.read_bytes().split(b"\n")
-    if raw_lines and raw_lines[-1] == b"":
-        raw_lines.pop()
-    for lineno, raw in enumerate(raw_lines, start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise InputFileError(f"invalid UTF-8 at byte {e.start}", file=name, line=lineno) from None
-        if not text.strip():
-            raise InputFileError("blank line (one JSON object per line expected)", file=name, line=lineno)
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputFileError(f"malformed JSON at column {e.colno}: {e.msg}", file=name, line=lineno) from None
+    for lineno, obj in iter_jsonl(path, lambda msg, line: InputFileError(msg, file=name, line=line)):
         if not isinstance(obj, dict):
             raise InputFileError(f"expected a JSON object, got {type(obj).__name__}", file=name, line=lineno)
         sid = obj.get("sample_ID")

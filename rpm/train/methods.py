@@ -51,19 +51,26 @@ def grpo_rows(samples: list[Sample], thinking: bool) -> list[dict]:
 
 
 def read_rows(path: str | Path, field: str, samples: list[Sample]) -> dict[str, dict]:
-    """A teacher file (JSONL keyed by sample_ID) checked against the training samples."""
+    """A teacher file (JSONL rows keyed by sample_ID) checked against the training samples."""
+    from rpm.io import iter_jsonl
+
+    def error(msg, line=None, sid=None):
+        where = ", ".join([str(path)] + ([f"line {line}"] if line else []) + ([f"sample {sid!r}"] if sid else []))
+        return ValueError(f"{where}: {msg}")
+
     rows = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            r = json.loads(line)
-            if not isinstance(r.get(field), str) or not r[field].strip():
-                raise ValueError(f"{path}, line {lineno}, sample {r.get('sample_ID')!r}, field {field!r}: "
-                                 "missing or empty")
-            rows[r["sample_ID"]] = r
-    known = {s.sample_ID for s in samples}
-    extra = sorted(set(rows) - known)
+    for lineno, r in iter_jsonl(path, error):
+        sid = r.get("sample_ID") if isinstance(r, dict) else None
+        if not isinstance(sid, str) or not sid:
+            raise error('missing or non-string "sample_ID"', lineno)
+        if not isinstance(r.get(field), str) or not r[field].strip():
+            raise error(f"field {field!r} is missing or empty", lineno, sid)
+        if sid in rows:
+            raise error("duplicate sample ID", lineno, sid)
+        rows[sid] = r
+    extra = sorted(set(rows) - {s.sample_ID for s in samples})
     if extra:
-        raise ValueError(f"{path}: sample IDs not in the training split: {extra[:10]}")
+        raise error(f"sample IDs not in the training split: {extra[:10]}")
     return rows
 
 

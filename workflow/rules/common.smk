@@ -116,3 +116,50 @@ def max_new_tokens(wildcards):
 
 def responses(base, method):
     return expand(f"{RPM_DIR}/{base}/{method}/responses/{{subset}}.jsonl", subset=SUBSET_NAMES)
+
+
+# ---------------------------------------------------------------- estimator and metrics
+
+EST_DIR = f"results/estimator/{config['estimator']['base']}"
+METRICS = "results/metrics"
+EST_BASE = f"results/models/{config['estimator']['base']}"
+# Table 1's estimators: the full CoRL one, the cold start only ("w/o CoRL"), and p(y|x) ("w/o Reasoning",
+# which is also the EMI estimator).
+SCORER = {"corl": f"{EST_DIR}/coevolved/policy", "wo_corl": f"{EST_DIR}/coldstart/policy",
+          "wo_reasoning": f"{EST_DIR}/coldstart/pxy"}
+REASONER = {"corl": f"{EST_DIR}/coevolved/reasoner", "wo_corl": f"{EST_DIR}/coldstart/reasoner"}
+
+
+wildcard_constraints:
+    module="reasoner|policy|pxy",
+    variant="corl|wo_corl|wo_reasoning",
+
+
+def estimator_settings(wildcards=None):
+    e = config["estimator"]
+    keys = ("lora", "sft", "iterations", "grpo_reasoner", "grpo_policy", "reward_batch_size",
+            "reason_max_new_tokens", "reason_batch_size")
+    return shlex.quote(json.dumps({k: e[k] for k in keys}))
+
+
+def scorer_input(wildcards):
+    """The scorer directory; for corl the whole co-evolution output (a directory output of its rule)."""
+    return f"{EST_DIR}/coevolved" if wildcards.variant == "corl" else SCORER[wildcards.variant]
+
+
+def reasoning_files(variant):
+    if variant == "wo_reasoning":
+        return []
+    return expand(f"{EST_DIR}/reasoning/{variant}/{{subset}}.jsonl", subset=SUBSET_NAMES)
+
+
+def rpm_pairs():
+    return [(b, m) for b in config["rpm"]["bases"] for m in config["rpm"]["methods"]]
+
+
+def logprobs_files(variant):
+    return [f"{METRICS}/logprobs/{variant}/{b}/{m}/{s}.npz" for b, m in rpm_pairs() for s in SUBSET_NAMES]
+
+
+def repeat(option, files):
+    return " ".join(f"{option} {f}" for f in files)

@@ -1,0 +1,89 @@
+# Stage 4, the CoRL estimator (Section 3.3, Appendix D) and its Table 1 ablations.
+
+
+rule estimator_coldstart:
+    input:
+        base=EST_BASE,
+        train=f"{BENCH_DIR}/train.jsonl",
+        traces=f"{TEACHER_DIR}/trace.jsonl",
+    output:
+        directory(f"{EST_DIR}/coldstart/{{module}}"),
+    log:
+        f"{LOGS}/estimator_coldstart/{{module}}.log",
+    benchmark:
+        f"{BENCHMARKS}/estimator_coldstart/{{module}}.tsv"
+    params:
+        settings=estimator_settings,
+        checkpoints=lambda wildcards: f"{EST_DIR}/checkpoints/coldstart-{wildcards.module}",
+        seed=config["seed"],
+    threads: config["compute"]["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: config["compute"]["mem_mb"] * attempt,
+        runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
+        gpu=config["compute"]["gpus"],
+    shell:
+        "rpm estimator coldstart --module {wildcards.module} --base {input.base} --train-file {input.train} "
+        "--traces {input.traces} --settings {params.settings} --out {output} "
+        "--checkpoints {params.checkpoints} --seed {params.seed} --threads {threads} > {log} 2>&1"
+
+
+rule estimator_coevolve:
+    input:
+        base=EST_BASE,
+        reasoner=f"{EST_DIR}/coldstart/reasoner",
+        policy=f"{EST_DIR}/coldstart/policy",
+        pool=(
+            [f"{BENCH_DIR}/train.jsonl"]
+            if config["estimator"]["pool"] == "train"
+            else expand(f"{BENCH_DIR}/{{subset}}.jsonl", subset=SUBSET_NAMES)
+        ),
+    output:
+        directory(f"{EST_DIR}/coevolved"),
+    log:
+        f"{LOGS}/estimator_coevolve.log",
+    benchmark:
+        f"{BENCHMARKS}/estimator_coevolve.tsv"
+    params:
+        pool=lambda wildcards, input: repeat("--pool", input.pool),
+        settings=estimator_settings,
+        checkpoints=f"{EST_DIR}/checkpoints/coevolve",
+        seed=config["seed"],
+    threads: config["compute"]["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: config["compute"]["mem_mb"] * attempt,
+        runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
+        gpu=config["compute"]["gpus"],
+    shell:
+        "rpm estimator coevolve --base {input.base} --reasoner {input.reasoner} --policy {input.policy} "
+        "{params.pool} --settings {params.settings} --out {output} --checkpoints {params.checkpoints} "
+        "--seed {params.seed} --threads {threads} > {log} 2>&1"
+
+
+rule estimator_reason:
+    input:
+        reasoner=lambda wildcards: (
+            f"{EST_DIR}/coevolved" if wildcards.variant == "corl" else REASONER[wildcards.variant]
+        ),
+        bench=expand(f"{BENCH_DIR}/{{subset}}.jsonl", subset=SUBSET_NAMES),
+    output:
+        [f"{EST_DIR}/reasoning/{{variant}}/{subset}.jsonl" for subset in SUBSET_NAMES],
+    log:
+        f"{LOGS}/estimator_reason/{{variant}}.log",
+    benchmark:
+        f"{BENCHMARKS}/estimator_reason/{{variant}}.tsv"
+    params:
+        reasoner=lambda wildcards: REASONER[wildcards.variant],
+        bench=lambda wildcards, input: repeat("--bench-file", input.bench),
+        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
+        max_new_tokens=config["estimator"]["reason_max_new_tokens"],
+        batch_size=config["estimator"]["reason_batch_size"],
+        seed=config["seed"],
+    threads: config["compute"]["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: config["compute"]["mem_mb"] * attempt,
+        runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
+        gpu=config["compute"]["gpus"],
+    shell:
+        "rpm reason --reasoner {params.reasoner} {params.bench} --out-dir {params.out_dir} "
+        "--max-new-tokens {params.max_new_tokens} --batch-size {params.batch_size} --seed {params.seed} "
+        "--threads {threads} > {log} 2>&1"

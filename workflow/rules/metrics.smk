@@ -1,0 +1,156 @@
+# Stage 5, metrics: log-prob matrices, R-EMI / R-EMID, EMI / EMID, divergences, the bound, perplexity.
+
+
+rule logprobs_golden:
+    input:
+        scorer=scorer_input,
+        bench=expand(f"{BENCH_DIR}/{{subset}}.jsonl", subset=SUBSET_NAMES),
+        reasoning=lambda wildcards: reasoning_files(wildcards.variant),
+    output:
+        [f"{METRICS}/logprobs/{{variant}}/golden/{subset}.npz" for subset in SUBSET_NAMES],
+    log:
+        f"{LOGS}/logprobs/{{variant}}/golden.log",
+    benchmark:
+        f"{BENCHMARKS}/logprobs/{{variant}}/golden.tsv"
+    params:
+        scorer=lambda wildcards: SCORER[wildcards.variant],
+        bench=lambda wildcards, input: repeat("--bench-file", input.bench),
+        reasoning=lambda wildcards, input: repeat("--reasoning", input.reasoning),
+        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
+        batch_size=config["metrics"]["batch_size"],
+        overlong=config["metrics"]["overlong"],
+    threads: config["compute"]["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: config["compute"]["mem_mb"] * attempt,
+        runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
+        gpu=config["compute"]["gpus"],
+    shell:
+        "rpm logprobs --estimator {params.scorer} {params.bench} {params.reasoning} --out {params.out_dir} "
+        "--estimator-name {wildcards.variant} --batch-size {params.batch_size} --overlong {params.overlong} "
+        "--report {params.out_dir} --threads {threads} --quiet > {log} 2>&1"
+
+
+rule logprobs_rpm:
+    input:
+        scorer=scorer_input,
+        bench=expand(f"{BENCH_DIR}/{{subset}}.jsonl", subset=SUBSET_NAMES),
+        reasoning=lambda wildcards: reasoning_files(wildcards.variant),
+        responses=lambda wildcards: responses(wildcards.base, wildcards.method),
+        golden=expand(f"{METRICS}/logprobs/{{{{variant}}}}/golden/{{subset}}.npz", subset=SUBSET_NAMES),
+    output:
+        [f"{METRICS}/logprobs/{{variant}}/{{base}}/{{method}}/{subset}.npz" for subset in SUBSET_NAMES],
+    log:
+        f"{LOGS}/logprobs/{{variant}}/{{base}}/{{method}}.log",
+    benchmark:
+        f"{BENCHMARKS}/logprobs/{{variant}}/{{base}}/{{method}}.tsv"
+    params:
+        scorer=lambda wildcards: SCORER[wildcards.variant],
+        bench=lambda wildcards, input: repeat("--bench-file", input.bench),
+        reasoning=lambda wildcards, input: repeat("--reasoning", input.reasoning),
+        responses=lambda wildcards, input: repeat("--responses", input.responses),
+        golden=lambda wildcards, input: repeat("--golden-from", input.golden),
+        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
+        batch_size=config["metrics"]["batch_size"],
+        overlong=config["metrics"]["overlong"],
+    threads: config["compute"]["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: config["compute"]["mem_mb"] * attempt,
+        runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
+        gpu=config["compute"]["gpus"],
+    shell:
+        "rpm logprobs --estimator {params.scorer} {params.bench} {params.reasoning} {params.responses} "
+        "{params.golden} --out {params.out_dir} --estimator-name {wildcards.variant} "
+        "--rpm {wildcards.base}/{wildcards.method} --batch-size {params.batch_size} "
+        "--overlong {params.overlong} --threads {threads} --quiet > {log} 2>&1"
+
+
+rule remi:
+    input:
+        logprobs_files("corl"),
+    output:
+        report(f"{METRICS}/remi.csv", caption="../report/remi.rst", category="3. Metrics"),
+    log:
+        f"{LOGS}/remi.log",
+    params:
+        normalization=config["metrics"]["normalization"],
+        pairs=config["metrics"]["pairs"],
+        k=config["metrics"]["k"],
+        n_boot=config["metrics"]["n_boot"],
+        seed=config["seed"],
+    shell:
+        "rpm remi {input} --out {output} --normalization {params.normalization} --pairs {params.pairs} "
+        "-k {params.k} --n-boot {params.n_boot} --seed {params.seed} > {log} 2>&1"
+
+
+rule emi:
+    input:
+        logprobs_files("wo_reasoning"),
+    output:
+        report(f"{METRICS}/emi.csv", caption="../report/emi.rst", category="3. Metrics"),
+    log:
+        f"{LOGS}/emi.log",
+    params:
+        normalization=config["metrics"]["normalization"],
+        pairs=config["metrics"]["pairs"],
+        k=config["metrics"]["k"],
+        n_boot=config["metrics"]["n_boot"],
+        seed=config["seed"],
+    shell:
+        "rpm remi {input} --out {output} --metric EMI --normalization {params.normalization} "
+        "--pairs {params.pairs} -k {params.k} --n-boot {params.n_boot} --seed {params.seed} > {log} 2>&1"
+
+
+rule perplexity:
+    input:
+        [f"{METRICS}/logprobs/{v}/golden/{s}.npz" for v in SCORER for s in SUBSET_NAMES],
+    output:
+        report(f"{METRICS}/perplexity.csv", caption="../report/perplexity.rst", category="3. Metrics"),
+    log:
+        f"{LOGS}/perplexity.log",
+    shell:
+        "rpm perplexity {input} --out {output} > {log} 2>&1"
+
+
+rule divergence:
+    input:
+        id=f"{BENCH_DIR}/id_test.jsonl",
+        ood=expand(f"{BENCH_DIR}/{{subset}}.jsonl", subset=SUBSET_NAMES[1:]),
+    output:
+        csv=report(f"{METRICS}/divergences.csv", caption="../report/divergences.rst", category="3. Metrics"),
+        embeddings=f"{METRICS}/embeddings.npz",
+    log:
+        f"{LOGS}/divergence.log",
+    params:
+        ood=lambda wildcards, input: repeat("--ood", input.ood),
+        embedder=config["metrics"]["embedder"],
+    threads: config["compute"]["threads"]
+    shell:
+        "rpm divergence --id {input.id} {params.ood} --out {output.csv} --embedder {params.embedder} "
+        "--embeddings-out {output.embeddings} > {log} 2>&1"
+
+
+rule bound:
+    input:
+        bench=expand(f"{BENCH_DIR}/{{subset}}.jsonl", subset=SUBSET_NAMES),
+        responses=[r for b, m in rpm_pairs() for r in responses(b, m)],
+        logprobs=logprobs_files("corl"),
+        embeddings=f"{METRICS}/embeddings.npz",
+    output:
+        report(f"{METRICS}/bound.csv", caption="../report/bound.rst", category="3. Metrics"),
+    log:
+        f"{LOGS}/bound.log",
+    params:
+        bench_dir=BENCH_DIR,
+        rpms=" ".join(
+            f"--responses-dir {RPM_DIR}/{b}/{m}/responses --logprobs-dir {METRICS}/logprobs/corl/{b}/{m}"
+            for b, m in rpm_pairs()
+        ),
+        sizes=config["metrics"]["bound_sizes"],
+        seeds=config["metrics"]["bound_seeds"],
+        embedder=config["metrics"]["embedder"],
+        normalization=config["metrics"]["normalization"],
+    threads: config["compute"]["threads"]
+    shell:
+        "rpm bound --bench-dir {params.bench_dir} {params.rpms} --out {output} --sizes {params.sizes} "
+        "--seeds {params.seeds} --embedder {params.embedder} --embeddings {input.embeddings} "
+        "--normalization {params.normalization} > {log} 2>&1"
