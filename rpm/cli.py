@@ -541,6 +541,21 @@ def train_cmd(method, base, train_file, out, checkpoints, settings, parent, teac
     click.echo(f"trained {method}: {out}")
 
 
+def _vllm_interpreter(backend: str) -> None:
+    """vLLM cannot share an environment with this package's pins (containers/vllm-constraints.txt): when it
+    is not importable here, run the same command under the interpreter RPM_VLLM_PYTHON names."""
+    import importlib.util
+    import os
+
+    if backend != "vllm" or importlib.util.find_spec("vllm") is not None:
+        return
+    python = os.environ.get("RPM_VLLM_PYTHON")
+    if not python:
+        _fail(RuntimeError("the vllm backend needs vLLM: install the [gpu] extra, or set RPM_VLLM_PYTHON to an "
+                           "interpreter that has it (the GPU container sets it)"))
+    os.execv(python, [python, "-m", "rpm", *sys.argv[1:]])
+
+
 @main.command("generate")
 @click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="A trained RPM directory (from `rpm train`).")
@@ -566,6 +581,7 @@ def generate_cmd(model_dir, bench_files, out_dir, backend, max_new_tokens, repet
     from rpm.train.trainers import threads as set_threads
 
     set_threads(threads)
+    _vllm_interpreter(backend)
     dec = Decoding(max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty, batch_size=batch_size,
                    seed=seed)
     try:

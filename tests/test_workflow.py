@@ -33,6 +33,20 @@ def test_paper_config_plans_offline(tmp_path):
         assert f"results/models/{model}" in out
 
 
+def test_paper_plan_puts_the_heavy_rules_on_gpus(tmp_path):
+    proc = snakemake("-n", "--cores", "8", "--configfile", str(PAPER), workdir=tmp_path)
+    jobs = (proc.stdout + proc.stderr).split("\n\n")
+    heavy = ("rule rpm_train:", "rule rpm_generate:", "rule teacher:", "rule estimator_coldstart:",
+             "rule estimator_coevolve:", "rule estimator_reason:", "rule logprobs_rpm:", "rule logprobs_golden:")
+    seen = set()
+    for job in jobs:
+        for name in heavy:
+            if name in job:
+                seen.add(name)
+                assert "gpu=1" in job, job
+    assert seen == set(heavy)
+
+
 @pytest.mark.parametrize("overlay,message", [
     ("bogus: 1", "'bogus' was unexpected"),
     ("seed: abc", "'abc' is not of type 'integer'"),

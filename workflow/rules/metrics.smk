@@ -140,7 +140,7 @@ rule bound:
     log:
         f"{LOGS}/bound.log",
     params:
-        bench_dir=BENCH_DIR,
+        bench_dir=lambda wildcards, input: os.path.dirname(input.bench[0]),
         rpms=" ".join(
             f"--responses-dir {RPM_DIR}/{b}/{m}/responses --logprobs-dir {METRICS}/logprobs/corl/{b}/{m}"
             for b, m in rpm_pairs()
