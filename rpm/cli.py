@@ -191,6 +191,10 @@ def _mi_config(normalization, pairs, k, seed, n_boot=0, confidence=0.95):
 @click.option("--reasoning", "reasoning_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help='Cached reasoning r, JSONL rows {"sample_ID", "reasoning"}: scores with the Table 17 prompt (R-EMI). '
                    "Without it the Table 18 prompt is used (EMI, the 'w/o Reasoning' estimator).")
+@click.option("--rpm-responses", "rpm_responses", multiple=True, metavar="LABEL=DIR",
+              help="Score many RPMs at once: LABEL (e.g. smollm2/sft) and its responses directory ({subset}.jsonl). "
+                   "Each prompt then runs once for the golden responses and every RPM; --out is a directory that "
+                   "receives golden/{subset}.npz and LABEL/{subset}.npz. Repeatable.")
 @click.option("--golden-from", "golden_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Reuse the golden matrix of a golden-only file of the same subset and estimator; "
                    "only the model responses are scored.")
@@ -216,8 +220,8 @@ def _mi_config(normalization, pairs, k, seed, n_boot=0, confidence=0.95):
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch CPU threads. [default: torch's own choice]")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def logprobs_cmd(estimator_dir, bench_files, responses_files, reasoning_files, golden_files, out, batch_size,
-                 max_length, overlong, report, subset, rpm_name, estimator_name, dtype, threads, quiet):
+def logprobs_cmd(estimator_dir, bench_files, responses_files, reasoning_files, rpm_responses, golden_files, out,
+                 batch_size, max_length, overlong, report, subset, rpm_name, estimator_name, dtype, threads, quiet):
     """All-pairs log-prob matrices of golden (and model) responses under an estimator.
 
     lp[i, j] = log q(y_j | x_i, r_i): each prompt runs once and its KV cache is reused for all N
@@ -241,6 +245,10 @@ def logprobs_cmd(estimator_dir, bench_files, responses_files, reasoning_files, g
                 raise click.BadParameter(f"no {what} file for subset(s) {missing}")
         return table
 
+    if rpm_responses:
+        _logprobs_many(estimator_dir, bench_files, reasoning_files, rpm_responses, out, batch_size, max_length,
+                       overlong, estimator_name, dtype, quiet)
+        return
     several = len(bench_files) > 1
     if several and subset:
         raise click.BadParameter("--subset names one subset; with several --bench-file it comes from the file names")
@@ -273,6 +281,42 @@ def logprobs_cmd(estimator_dir, bench_files, responses_files, reasoning_files, g
         if report:
             write_report(Path(report) / f"{stem}.json" if several else report, m)
         click.echo(f"wrote {target}: {describe(m)}")
+
+
+def _logprobs_many(estimator_dir, bench_files, reasoning_files, rpm_responses, out, batch_size, max_length, overlong,
+                   estimator_name, dtype, quiet):
+    """`rpm logprobs --rpm-responses ...`: golden and every RPM per subset, one prompt pass each."""
+    from rpm.metrics.inputs import InputFileError
+    from rpm.metrics.logprobs import LogprobsInputError, compute_many
+    from rpm.metrics.scorer import ScoringError
+    from rpm.models import load_model, load_tokenizer
+
+    rpms = {}
+    for item in rpm_responses:
+        label, sep, directory = item.partition("=")
+        if not sep or not label or not Path(directory).is_dir():
+            raise click.BadParameter(f"{item!r}: expected LABEL=DIR with an existing directory",
+                                     param_hint="--rpm-responses")
+        rpms[label] = Path(directory)
+    reasoning = {Path(f).stem: f for f in reasoning_files}
+    missing = [Path(b).stem for b in bench_files if reasoning_files and Path(b).stem not in reasoning]
+    if missing:
+        raise click.BadParameter(f"no --reasoning file for subset(s) {missing}")
+    try:
+        model, tok = load_model(estimator_dir, dtype=dtype), load_tokenizer(estimator_dir)
+        model.eval()
+        for bench_file in bench_files:
+            stem = Path(bench_file).stem
+            targets = {label: (d / f"{stem}.jsonl", Path(out) / label / f"{stem}.npz") for label, d in rpms.items()}
+            dropped = compute_many(estimator_dir, bench_file, Path(out) / "golden" / f"{stem}.npz", targets,
+                                   reasoning=reasoning.get(stem), batch_size=batch_size, max_length=max_length,
+                                   overlong=overlong, estimator_name=estimator_name, dtype=dtype,
+                                   progress=not quiet, model=model, tok=tok)
+            for d in dropped:
+                click.echo(f"dropped sample {d.sample_id!r} of {stem}: {d.reason}", err=True)
+            click.echo(f"wrote {stem}: golden + {len(rpms)} RPMs to {out}")
+    except (BenchRecordError, InputFileError, LogprobsInputError, ScoringError, FileNotFoundError) as e:
+        _fail(e)
 
 
 @main.command("remi")

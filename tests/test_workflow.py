@@ -37,7 +37,7 @@ def test_paper_plan_puts_the_heavy_rules_on_gpus(tmp_path):
     proc = snakemake("-n", "--cores", "8", "--configfile", str(PAPER), workdir=tmp_path)
     jobs = (proc.stdout + proc.stderr).split("\n\n")
     heavy = ("rule rpm_train:", "rule rpm_generate:", "rule teacher:", "rule estimator_coldstart:",
-             "rule estimator_coevolve:", "rule estimator_reason:", "rule logprobs_rpm:", "rule logprobs_golden:")
+             "rule estimator_coevolve:", "rule estimator_reason:", "rule logprobs:", "rule logprobs_golden:")
     seen = set()
     for job in jobs:
         for name in heavy:

@@ -140,3 +140,65 @@ def write_report(path: str | os.PathLike, m: LogprobMatrices) -> None:
 def describe(m: LogprobMatrices) -> str:
     sides = "golden + model" if m.model is not None else "golden only"
     return json.dumps({"samples": m.n, "sides": sides, "dropped": len(m.meta.get("dropped", []))})
+
+
+def compute_many(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike, golden_out: str | os.PathLike,
+                 rpms: dict[str, tuple[str, str]], *, reasoning: str | os.PathLike | None = None, batch_size: int = 8,
+                 max_length: int | None = None, overlong: str = "error", estimator_name: str | None = None,
+                 dtype: str = "float32", progress: bool = True, model=None, tok=None) -> list[Dropped]:
+    """Golden responses and every RPM's responses of one subset against each prompt's single KV cache.
+
+    `rpms` maps an RPM label (e.g. "smollm2/sft") to (responses file, output .npz). Each prompt (x_i, r_i)
+    is run once for all of them, so the golden matrix is computed once and shared by every RPM, and the
+    prompt cost is paid once per subset instead of once per RPM. Writes `golden_out` (golden only) and one
+    file per RPM (golden + model), the same files `compute` writes one at a time.
+    """
+    from rpm.models import load_model, load_tokenizer
+
+    bench_file, estimator_dir = Path(bench_file), Path(estimator_dir)
+    samples = read_jsonl(bench_file)
+    with_reasoning = reasoning is not None
+    reasons = [None] * len(samples)
+    if with_reasoning:
+        reasons = inputs.align(inputs.read_text_rows(reasoning, "reasoning"), samples,
+                               file=str(reasoning), bench_file=str(bench_file))
+    texts = {label: inputs.align(inputs.read_text_rows(resp, "response"), samples, file=str(resp),
+                                 bench_file=str(bench_file)) for label, (resp, _) in rpms.items()}
+    if model is None:
+        model = load_model(estimator_dir, dtype=dtype)
+        model.eval()
+    if tok is None:
+        tok = load_tokenizer(estimator_dir)
+    if max_length is None:
+        from rpm.metrics.scorer import default_max_length
+
+        max_length = default_max_length(model)
+    meta = {"subset": bench_file.stem, "rpm": "", "estimator": estimator_name or estimator_dir.name,
+            "estimator_dir": str(estimator_dir), "reasoning": with_reasoning,
+            "prompt": inputs.WITH_REASONING if with_reasoning else inputs.WITHOUT_REASONING,
+            "bench_file": str(bench_file), "responses_file": None,
+            "reasoning_file": str(reasoning) if reasoning else None, "dtype": dtype, "max_length": int(max_length)}
+    prompts = [inputs.scorer_messages(s, r) for s, r in zip(samples, reasons)]
+    sets = {"golden": [inputs.scored_continuation(s.agent_golden_response, with_reasoning) for s in samples]}
+    for label, rows in texts.items():
+        sets[f"rpm:{label}"] = [inputs.scored_continuation(t, with_reasoning) for t in rows]
+    result = score_matrix_sets(model, tok, prompts, sets, sample_ids=[s.sample_ID for s in samples],
+                               batch_size=batch_size, max_length=max_length, overlong=overlong, entropy=True,
+                               progress=progress)
+    first = result["golden"]
+    if not first.sample_ids:
+        raise LogprobsInputError(f"{bench_file}: every sample was dropped as over-long (max_length {max_length}); "
+                                 "nothing to score")
+    meta["dropped"] = [d.to_dict() for d in first.dropped]
+    meta["n_bench"] = len(samples)
+
+    def side(name):
+        r = result[name]
+        return Side(r.lp, r.ntok, r.entropy)
+
+    golden = side("golden")
+    save(golden_out, LogprobMatrices(list(first.sample_ids), golden, None, dict(meta)))
+    for label, (resp, out) in rpms.items():
+        save(out, LogprobMatrices(list(first.sample_ids), golden, side(f"rpm:{label}"),
+                                  {**meta, "rpm": label, "responses_file": str(resp), "golden_from": str(golden_out)}))
+    return first.dropped

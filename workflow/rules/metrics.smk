@@ -1,6 +1,44 @@
 # Stage 5, metrics: log-prob matrices, R-EMI / R-EMID, EMI / EMID, divergences, the bound, perplexity.
 
 
+rule logprobs:
+    input:
+        scorer=scorer_input,
+        bench=expand(f"{BENCH_DIR}/{{subset}}.jsonl", subset=SUBSET_NAMES),
+        reasoning=lambda wildcards: reasoning_files(wildcards.variant),
+        responses=[r for b, m in rpm_pairs() for r in responses(b, m)],
+    output:
+        golden=[f"{METRICS}/logprobs/{{variant}}/golden/{subset}.npz" for subset in SUBSET_NAMES],
+        rpms=[
+            f"{METRICS}/logprobs/{{variant}}/{b}/{m}/{subset}.npz"
+            for b, m in rpm_pairs()
+            for subset in SUBSET_NAMES
+        ],
+    wildcard_constraints:
+        variant="corl|wo_reasoning",
+    log:
+        f"{LOGS}/logprobs/{{variant}}.log",
+    benchmark:
+        f"{BENCHMARKS}/logprobs/{{variant}}.tsv"
+    params:
+        scorer=lambda wildcards: SCORER[wildcards.variant],
+        bench=lambda wildcards, input: repeat("--bench-file", input.bench),
+        reasoning=lambda wildcards, input: repeat("--reasoning", input.reasoning),
+        rpms=" ".join(f"--rpm-responses {b}/{m}={RPM_DIR}/{b}/{m}/responses" for b, m in rpm_pairs()),
+        out_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output.golden[0])),
+        batch_size=config["metrics"]["batch_size"],
+        overlong=config["metrics"]["overlong"],
+    threads: config["compute"]["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: config["compute"]["mem_mb"] * attempt,
+        runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
+        gpu=config["compute"]["gpus"],
+    shell:
+        "rpm logprobs --estimator {params.scorer} {params.bench} {params.reasoning} {params.rpms} "
+        "--out {params.out_dir} --estimator-name {wildcards.variant} --batch-size {params.batch_size} "
+        "--overlong {params.overlong} --threads {threads} --quiet > {log} 2>&1"
+
+
 rule logprobs_golden:
     input:
         scorer=scorer_input,
@@ -8,10 +46,12 @@ rule logprobs_golden:
         reasoning=lambda wildcards: reasoning_files(wildcards.variant),
     output:
         [f"{METRICS}/logprobs/{{variant}}/golden/{subset}.npz" for subset in SUBSET_NAMES],
+    wildcard_constraints:
+        variant="wo_corl",
     log:
-        f"{LOGS}/logprobs/{{variant}}/golden.log",
+        f"{LOGS}/logprobs/{{variant}}.log",
     benchmark:
-        f"{BENCHMARKS}/logprobs/{{variant}}/golden.tsv"
+        f"{BENCHMARKS}/logprobs/{{variant}}.tsv"
     params:
         scorer=lambda wildcards: SCORER[wildcards.variant],
         bench=lambda wildcards, input: repeat("--bench-file", input.bench),
@@ -27,41 +67,7 @@ rule logprobs_golden:
     shell:
         "rpm logprobs --estimator {params.scorer} {params.bench} {params.reasoning} --out {params.out_dir} "
         "--estimator-name {wildcards.variant} --batch-size {params.batch_size} --overlong {params.overlong} "
-        "--report {params.out_dir} --threads {threads} --quiet > {log} 2>&1"
-
-
-rule logprobs_rpm:
-    input:
-        scorer=scorer_input,
-        bench=expand(f"{BENCH_DIR}/{{subset}}.jsonl", subset=SUBSET_NAMES),
-        reasoning=lambda wildcards: reasoning_files(wildcards.variant),
-        responses=lambda wildcards: responses(wildcards.base, wildcards.method),
-        golden=expand(f"{METRICS}/logprobs/{{{{variant}}}}/golden/{{subset}}.npz", subset=SUBSET_NAMES),
-    output:
-        [f"{METRICS}/logprobs/{{variant}}/{{base}}/{{method}}/{subset}.npz" for subset in SUBSET_NAMES],
-    log:
-        f"{LOGS}/logprobs/{{variant}}/{{base}}/{{method}}.log",
-    benchmark:
-        f"{BENCHMARKS}/logprobs/{{variant}}/{{base}}/{{method}}.tsv"
-    params:
-        scorer=lambda wildcards: SCORER[wildcards.variant],
-        bench=lambda wildcards, input: repeat("--bench-file", input.bench),
-        reasoning=lambda wildcards, input: repeat("--reasoning", input.reasoning),
-        responses=lambda wildcards, input: repeat("--responses", input.responses),
-        golden=lambda wildcards, input: repeat("--golden-from", input.golden),
-        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
-        batch_size=config["metrics"]["batch_size"],
-        overlong=config["metrics"]["overlong"],
-    threads: config["compute"]["threads"]
-    resources:
-        mem_mb=lambda wildcards, attempt: config["compute"]["mem_mb"] * attempt,
-        runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
-        gpu=config["compute"]["gpus"],
-    shell:
-        "rpm logprobs --estimator {params.scorer} {params.bench} {params.reasoning} {params.responses} "
-        "{params.golden} --out {params.out_dir} --estimator-name {wildcards.variant} "
-        "--rpm {wildcards.base}/{wildcards.method} --batch-size {params.batch_size} "
-        "--overlong {params.overlong} --threads {threads} --quiet > {log} 2>&1"
+        "--threads {threads} --quiet > {log} 2>&1"
 
 
 rule remi:
