@@ -703,6 +703,28 @@ def estimator_coevolve(base, reasoner, policy, pool_files, settings, out, checkp
     click.echo(f"co-evolved estimator: {out}")
 
 
+@estimator.command("published")
+@click.option("--source", default="YongqiLi/R-EMID-Estimator", show_default=True,
+              help="Hub repository of the authors' adapters (needs the network), or a local copy of it.")
+@click.option("--revision", default=None, help="Hub revision to pin.")
+@click.option("--base", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The base the adapters were trained on (the paper: post-trained Qwen3-8B).")
+@click.option("--reasoner-subfolder", required=True, help="Folder of the reasoning generator's adapter.")
+@click.option("--policy-subfolder", required=True, help="Folder of the policy model's adapter.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Writes reasoner/ and policy/ as `rpm estimator coevolve` does.")
+def estimator_published(source, revision, base, reasoner_subfolder, policy_subfolder, out):
+    """Use the authors' published estimator adapters in place of a co-evolved estimator."""
+    from rpm.estimator.published import publish_layout
+
+    try:
+        publish_layout(source, base=base, out=out, reasoner_subfolder=reasoner_subfolder,
+                       policy_subfolder=policy_subfolder, revision=revision)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(e)
+    click.echo(f"published estimator from {source}: {out}")
+
+
 @main.command("reason")
 @click.option("--reasoner", required=True, type=click.Path(exists=True, file_okay=False),
               help="A q_phi1 directory (cold start or co-evolved).")

@@ -121,3 +121,34 @@ def test_coevolution_writes_a_reward_log_per_iteration(work, tiny_model_dir):
         m = json.loads((Path(out) / module / "rpm_method.json").read_text())
         assert len(m["chain"]) == 2 and m["iterations"] == 1  # cold-start adapter + one GRPO stage
         load_model(Path(out) / module)
+
+
+def test_published_adapters_stand_in_for_the_coevolved_estimator(work, tiny_model_dir, tmp_path):
+    """A local copy laid out like the hub repository (the download itself needs the network)."""
+    from click.testing import CliRunner
+
+    from rpm.cli import main
+    from rpm.models import load_model
+
+    for module in ("reasoner", "policy"):
+        if not (work / module / "rpm_method.json").exists():
+            cold_start(module, base=str(tiny_model_dir), train_file=str(work / "bench/train.jsonl"),
+                       traces_file=str(work / "traces.jsonl"),
+                       settings=dict(SETTINGS, sft=dict(SETTINGS["sft"], max_steps=1)),
+                       out=str(work / module), ckpt=str(work / f"ck-{module}"), seed=0)
+    repo = tmp_path / "R-EMID-Estimator"
+    import shutil
+
+    for module, sub in (("reasoner", "model_r"), ("policy", "model_pxy")):
+        shutil.copytree(work / module / "adapter", repo / sub)
+    args = ["estimator", "published", "--source", str(repo), "--base", str(tiny_model_dir),
+            "--reasoner-subfolder", "model_r", "--policy-subfolder", "model_pxy", "--out", str(tmp_path / "pub")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    a = load_model(tmp_path / "pub" / "policy").state_dict()
+    b = load_model(work / "policy").state_dict()
+    assert all((a[k] == b[k]).all() for k in b)
+    bad = CliRunner().invoke(main, ["estimator", "published", "--source", str(repo), "--base", str(tiny_model_dir),
+                                    "--reasoner-subfolder", "nope", "--policy-subfolder", "model_pxy",
+                                    "--out", str(tmp_path / "pub2")])
+    assert bad.exit_code == 1 and "no LoRA adapter (adapter_config.json) in 'nope'" in bad.output

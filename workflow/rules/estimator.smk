@@ -27,36 +27,60 @@ rule estimator_coldstart:
         "--checkpoints {params.checkpoints} --seed {params.seed} --threads {threads} > {log} 2>&1"
 
 
-rule estimator_coevolve:
-    input:
-        base=EST_BASE,
-        reasoner=f"{EST_DIR}/coldstart/reasoner",
-        policy=f"{EST_DIR}/coldstart/policy",
-        pool=(
-            [f"{BENCH_DIR}/train.jsonl"]
-            if config["estimator"]["pool"] == "train"
-            else expand(f"{BENCH_DIR}/{{subset}}.jsonl", subset=SUBSET_NAMES)
-        ),
-    output:
-        directory(f"{EST_DIR}/coevolved"),
-    log:
-        f"{LOGS}/estimator_coevolve.log",
-    benchmark:
-        f"{BENCHMARKS}/estimator_coevolve.tsv"
-    params:
-        pool=lambda wildcards, input: repeat("--pool", input.pool),
-        settings=estimator_settings,
-        checkpoints=f"{EST_DIR}/checkpoints/coevolve",
-        seed=config["seed"],
-    threads: config["compute"]["threads"]
-    resources:
-        mem_mb=lambda wildcards, attempt: config["compute"]["mem_mb"] * attempt,
-        runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
-        gpu=config["compute"]["gpus"],
-    shell:
-        "rpm estimator coevolve --base {input.base} --reasoner {input.reasoner} --policy {input.policy} "
-        "{params.pool} --settings {params.settings} --out {output} --checkpoints {params.checkpoints} "
-        "--seed {params.seed} --threads {threads} > {log} 2>&1"
+if config["estimator"]["source"] == "coevolve":
+
+    rule estimator_coevolve:
+        input:
+            base=EST_BASE,
+            reasoner=f"{EST_DIR}/coldstart/reasoner",
+            policy=f"{EST_DIR}/coldstart/policy",
+            pool=(
+                [f"{BENCH_DIR}/train.jsonl"]
+                if config["estimator"]["pool"] == "train"
+                else expand(f"{BENCH_DIR}/{{subset}}.jsonl", subset=SUBSET_NAMES)
+            ),
+        output:
+            directory(f"{EST_DIR}/coevolved"),
+        log:
+            f"{LOGS}/estimator_coevolve.log",
+        benchmark:
+            f"{BENCHMARKS}/estimator_coevolve.tsv"
+        params:
+            pool=lambda wildcards, input: repeat("--pool", input.pool),
+            settings=estimator_settings,
+            checkpoints=f"{EST_DIR}/checkpoints/coevolve",
+            seed=config["seed"],
+        threads: config["compute"]["threads"]
+        resources:
+            mem_mb=lambda wildcards, attempt: config["compute"]["mem_mb"] * attempt,
+            runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
+            gpu=config["compute"]["gpus"],
+        shell:
+            "rpm estimator coevolve --base {input.base} --reasoner {input.reasoner} --policy {input.policy} "
+            "{params.pool} --settings {params.settings} --out {output} --checkpoints {params.checkpoints} "
+            "--seed {params.seed} --threads {threads} > {log} 2>&1"
+
+else:
+
+    rule estimator_published:
+        input:
+            base=EST_BASE,
+        output:
+            directory(f"{EST_DIR}/coevolved"),
+        log:
+            f"{LOGS}/estimator_published.log",
+        params:
+            source=shlex.quote(config["estimator"]["published"]["source"]),
+            revision=(
+                f"--revision {config['estimator']['published']['revision']}"
+                if config["estimator"]["published"]["revision"]
+                else ""
+            ),
+            reasoner=config["estimator"]["published"]["reasoner_subfolder"],
+            policy=config["estimator"]["published"]["policy_subfolder"],
+        shell:
+            "rpm estimator published --source {params.source} {params.revision} --base {input.base} "
+            "--reasoner-subfolder {params.reasoner} --policy-subfolder {params.policy} --out {output} > {log} 2>&1"
 
 
 rule estimator_reason:
