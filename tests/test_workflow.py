@@ -101,11 +101,13 @@ def test_smoke_dag_runs_every_stage(tmp_path):
         {(f"tiny/{m}", s) for m in methods for s in BENCH_FILES[2:]}
     assert {r["subset"] for r in table("emi") if r["quantity"] == "EMI"} == set(BENCH_FILES[1:])
     assert {r["estimator"] for r in table("perplexity")} == {"corl", "wo_corl", "wo_reasoning"}
-    assert {r["subset"] for r in table("divergences")} >= set(BENCH_FILES[2:])
+    divergences = table("divergences")
+    assert {r["target"] for r in divergences} == set(BENCH_FILES[2:])
+    assert {r["component"] for r in divergences} == {"user_persona", "agent_character", "dialogue_context", "joint"}
     assert table("bound")
     for name in ("remi", "emi", "perplexity", "divergences", "bound"):
         assert all(v not in ("nan", "") for r in table(name) for k, v in r.items()
-                   if k in ("value", "bound", "perplexity", "d_js"))
+                   if k in ("value", "bound", "perplexity", "jsd"))
     assert (results / "logs/bench_synth.log").is_file() and (results / "benchmarks/model_prepare/tiny.tsv").is_file()
     again = snakemake("--cores", "2", "--configfile", str(SMOKE), workdir=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr
