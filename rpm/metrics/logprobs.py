@@ -32,8 +32,6 @@ def compute(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike, out
             estimator_name: str | None = None, dtype: str = "float32", progress: bool = True,
             model=None, tok=None) -> tuple[LogprobMatrices, list[Dropped]]:
     """Score and write `out` (.npz). Returns the matrices and the dropped samples."""
-    from rpm.models import load_model, load_tokenizer
-
     bench_file, estimator_dir = Path(bench_file), Path(estimator_dir)
     samples = read_jsonl(bench_file)
     with_reasoning = reasoning is not None
@@ -65,15 +63,7 @@ def compute(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike, out
 
     golden_prev = load(golden_from) if golden_from is not None else None
 
-    if model is None:
-        model = load_model(estimator_dir, dtype=dtype)
-        model.eval()
-    if tok is None:
-        tok = load_tokenizer(estimator_dir)
-    if max_length is None:
-        from rpm.metrics.scorer import default_max_length
-
-        max_length = default_max_length(model)
+    model, tok, max_length = _estimator(estimator_dir, dtype, model, tok, max_length)
     meta["max_length"] = int(max_length)
     if golden_prev is not None:
         _check_reusable(golden_prev, meta, samples, str(golden_from))
@@ -142,6 +132,22 @@ def describe(m: LogprobMatrices) -> str:
     return json.dumps({"samples": m.n, "sides": sides, "dropped": len(m.meta.get("dropped", []))})
 
 
+def _estimator(estimator_dir, dtype: str, model, tok, max_length):
+    """The estimator model, tokenizer and length limit, loaded unless the caller already holds them."""
+    from rpm.models import load_model, load_tokenizer
+
+    if model is None:
+        model = load_model(estimator_dir, dtype=dtype)
+        model.eval()
+    if tok is None:
+        tok = load_tokenizer(estimator_dir)
+    if max_length is None:
+        from rpm.metrics.scorer import default_max_length
+
+        max_length = default_max_length(model)
+    return model, tok, max_length
+
+
 def compute_many(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike, golden_out: str | os.PathLike,
                  rpms: dict[str, tuple[str, str]], *, reasoning: str | os.PathLike | None = None, batch_size: int = 8,
                  max_length: int | None = None, overlong: str = "error", estimator_name: str | None = None,
@@ -153,8 +159,6 @@ def compute_many(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike
     prompt cost is paid once per subset instead of once per RPM. Writes `golden_out` (golden only) and one
     file per RPM (golden + model), the same files `compute` writes one at a time.
     """
-    from rpm.models import load_model, load_tokenizer
-
     bench_file, estimator_dir = Path(bench_file), Path(estimator_dir)
     samples = read_jsonl(bench_file)
     with_reasoning = reasoning is not None
@@ -164,15 +168,7 @@ def compute_many(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike
                                file=str(reasoning), bench_file=str(bench_file))
     texts = {label: inputs.align(inputs.read_text_rows(resp, "response"), samples, file=str(resp),
                                  bench_file=str(bench_file)) for label, (resp, _) in rpms.items()}
-    if model is None:
-        model = load_model(estimator_dir, dtype=dtype)
-        model.eval()
-    if tok is None:
-        tok = load_tokenizer(estimator_dir)
-    if max_length is None:
-        from rpm.metrics.scorer import default_max_length
-
-        max_length = default_max_length(model)
+    model, tok, max_length = _estimator(estimator_dir, dtype, model, tok, max_length)
     meta = {"subset": bench_file.stem, "rpm": "", "estimator": estimator_name or estimator_dir.name,
             "estimator_dir": str(estimator_dir), "reasoning": with_reasoning,
             "prompt": inputs.WITH_REASONING if with_reasoning else inputs.WITHOUT_REASONING,
