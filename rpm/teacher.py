@@ -190,13 +190,15 @@ def reject(samples: list[Sample], client: ChatClient, policy: TeacherPolicy) -> 
 
 
 def core_features(text: str, policy: TeacherPolicy) -> tuple[str | None, bool, str]:
-    """The part of a thought after the core-features marker (the authors' rule)."""
-    marker = prompts.get("reasoning_rollout").extras["core_features_marker"]
-    if marker in text:
-        kept = text.split(marker, 1)[1].strip().strip('`"').strip()
+    """The part of a thought after the core-features marker (the authors' rule; the extraction itself
+    is the estimator's, rpm.estimator.formats.core_features), judged by the trace policy."""
+    from rpm.estimator.formats import core_features as extract
+
+    kept, found = extract(text)
+    if found:
         return (kept, False, "") if kept else (None, False, "nothing after the core-features marker")
-    if policy.trace_policy == "lenient" and text.strip():
-        return text.strip(), True, "no core-features marker: kept whole (lenient policy)"
+    if policy.trace_policy == "lenient" and kept:
+        return kept, True, "no core-features marker: kept whole (lenient policy)"
     return None, False, "no core-features marker in the answer"
 
 

@@ -35,10 +35,7 @@ def compute(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike, out
     bench_file, estimator_dir = Path(bench_file), Path(estimator_dir)
     samples = read_jsonl(bench_file)
     with_reasoning = reasoning is not None
-    reasons = [None] * len(samples)
-    if with_reasoning:
-        reasons = inputs.align(inputs.read_text_rows(reasoning, "reasoning"), samples,
-                               file=str(reasoning), bench_file=str(bench_file))
+    reasons = _reasons(reasoning, samples, bench_file)
     model_texts = None
     if responses is not None:
         model_texts = inputs.align(inputs.read_text_rows(responses, "response"), samples,
@@ -132,6 +129,14 @@ def describe(m: LogprobMatrices) -> str:
     return json.dumps({"samples": m.n, "sides": sides, "dropped": len(m.meta.get("dropped", []))})
 
 
+def _reasons(reasoning, samples, bench_file) -> list:
+    """The cached reasoning r_i in benchmark order (checked against the subset), or None per sample."""
+    if reasoning is None:
+        return [None] * len(samples)
+    return inputs.align(inputs.read_text_rows(reasoning, "reasoning"), samples, file=str(reasoning),
+                        bench_file=str(bench_file))
+
+
 def _estimator(estimator_dir, dtype: str, model, tok, max_length):
     """The estimator model, tokenizer and length limit, loaded unless the caller already holds them."""
     from rpm.models import load_model, load_tokenizer
@@ -162,10 +167,7 @@ def compute_many(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike
     bench_file, estimator_dir = Path(bench_file), Path(estimator_dir)
     samples = read_jsonl(bench_file)
     with_reasoning = reasoning is not None
-    reasons = [None] * len(samples)
-    if with_reasoning:
-        reasons = inputs.align(inputs.read_text_rows(reasoning, "reasoning"), samples,
-                               file=str(reasoning), bench_file=str(bench_file))
+    reasons = _reasons(reasoning, samples, bench_file)
     texts = {label: inputs.align(inputs.read_text_rows(resp, "response"), samples, file=str(resp),
                                  bench_file=str(bench_file)) for label, (resp, _) in rpms.items()}
     model, tok, max_length = _estimator(estimator_dir, dtype, model, tok, max_length)
