@@ -33,6 +33,10 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/rpm.smk"
 include: "workflow/rules/estimator.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/judge.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/score.smk"
+include: "workflow/rules/bench_build.smk"
 
 
 rule all:
@@ -44,4 +48,6 @@ rule all:
             f"{METRICS}/{{table}}.csv",
             table=["remi", "emi", "perplexity", "divergences", "bound"],
         ),
+        # Each later stage's .smk appends its final outputs here (judge, analysis, report inputs, audit).
+        FINAL_TARGETS,
     default_target: True

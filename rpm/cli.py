@@ -763,5 +763,9 @@ def reason_cmd(reasoner, bench_files, out_dir, max_new_tokens, batch_size, seed,
                    "core-features marker)")
 
 
+# ------------------------------------------------------------------ verbs defined beside their stage
+# Each stage module defines its click command(s); they are registered on the one group here.
+
+
 if __name__ == "__main__":
     sys.exit(main())

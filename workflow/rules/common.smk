@@ -12,6 +12,8 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 BENCH_DIR = "results/data/bench"
 LOGS = "results/logs"
+# Final outputs of the later stages: each stage's .smk appends to it, `rule all` asks for all of them.
+FINAL_TARGETS = []
 BENCHMARKS = "results/benchmarks"
 
 

@@ -1,0 +1,1 @@
+# Stage 7, analysis: correlations, the paper's figures and tables, the audit.
