@@ -753,10 +753,11 @@ def reason_cmd(reasoner, bench_files, out_dir, max_new_tokens, batch_size, seed,
     except (ValueError, BenchRecordError, FileNotFoundError) as e:
         _fail(e)
     dec = Decoding(max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, stop=None)
+    # Every subset in one pass (full batches), written back per subset.
+    traces = iter(reason_texts(reasoner, [s for _, samples in subsets for s in samples], dec, model=model, tok=tok))
     for f, samples in subsets:
         rows = [{"sample_ID": s.sample_ID, "reasoning": r or "(empty)", "thought": t, "marker_found": found}
-                for s, (r, t, found) in zip(samples, reason_texts(reasoner, samples, dec, model=model, tok=tok,
-                                                                  desc=f"reason {Path(f).stem}"))]
+                for s, (r, t, found) in zip(samples, traces)]
         out = Path(out_dir) / f"{Path(f).stem}.jsonl"
         write_jsonl(out, rows)
         click.echo(f"wrote {len(rows)} reasoning traces to {out} ({sum(r['marker_found'] for r in rows)} with the "

@@ -35,7 +35,6 @@ def generate_texts(model, tok, message_lists: list[list[dict]], dec: Decoding, *
 
     tok.padding_side = "left"  # decoder-only generation continues from the right end
     texts = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in message_lists]
-    out: list[list[str]] = []
     torch.manual_seed(dec.seed)
     kwargs = dict(max_new_tokens=dec.max_new_tokens, repetition_penalty=dec.repetition_penalty,
                   do_sample=dec.do_sample, num_return_sequences=num_return_sequences,
@@ -44,16 +43,21 @@ def generate_texts(model, tok, message_lists: list[list[dict]], dec: Decoding, *
         kwargs.update(stop_strings=[dec.stop], tokenizer=tok)
     if dec.do_sample:
         kwargs.update(temperature=dec.temperature, top_p=dec.top_p)
+    # Batches of similar prompt length waste little on padding; results go back in the callers' order.
+    order = sorted(range(len(texts)), key=lambda i: (len(tok(texts[i], add_special_tokens=False)["input_ids"]), i))
+    done: dict[int, list[str]] = {}
     bar = tqdm(range(0, len(texts), dec.batch_size), desc=desc, unit="batch", disable=not progress)
     with torch.inference_mode():
         for start in bar:
-            batch = tok(texts[start:start + dec.batch_size], return_tensors="pt", padding=True,
+            idx = order[start:start + dec.batch_size]
+            batch = tok([texts[i] for i in idx], return_tensors="pt", padding=True,
                         add_special_tokens=False).to(model.device)
             ids = model.generate(**batch, **kwargs)[:, batch["input_ids"].shape[1]:]
             decoded = tok.batch_decode(ids, skip_special_tokens=True)
-            for i in range(0, len(decoded), num_return_sequences):
-                out.append([cut_at_stop(t, dec.stop) for t in decoded[i:i + num_return_sequences]])
-    return out
+            for k, i in enumerate(idx):
+                done[i] = [cut_at_stop(t, dec.stop)
+                           for t in decoded[k * num_return_sequences:(k + 1) * num_return_sequences]]
+    return [done[i] for i in range(len(texts))]
 
 
 def cut_at_stop(text: str, stop: str) -> str:
@@ -134,10 +138,13 @@ def generate_for_subsets(model_dir: str, bench_files, dec: Decoding, backend: st
         merged = tempfile.mkdtemp(prefix="rpm-merged-")
         model.save_pretrained(merged)
         tok.save_pretrained(merged)
+    # Every subset's prompts in one pass: the subsets are small, batches across them are full.
+    messages = [m for _, samples in subsets for m in _messages(samples, manifest, model_dir)]
+    if merged:
+        raws = [o[0] for o in generate_texts_vllm(merged, tok, messages, dec)]
+    else:
+        raws = [o[0] for o in generate_texts(model, tok, messages, dec, desc=f"generate {manifest['method']}")]
+    start = 0
     for bench_file, samples in subsets:
-        messages = _messages(samples, manifest, model_dir)
-        if merged:
-            raws = [o[0] for o in generate_texts_vllm(merged, tok, messages, dec)]
-        else:
-            raws = [o[0] for o in generate_texts(model, tok, messages, dec, desc=f"generate {Path(bench_file).stem}")]
-        yield bench_file, response_rows(samples, raws, manifest["method"], dec, chain_hash)
+        yield bench_file, response_rows(samples, raws[start:start + len(samples)], manifest["method"], dec, chain_hash)
+        start += len(samples)
