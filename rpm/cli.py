@@ -21,8 +21,10 @@ def _parse_mapping(text: str, what: str) -> dict:
     """Accept inline JSON/YAML or the path of a YAML/JSON file."""
     try:
         if not text.lstrip().startswith("{") and Path(text).is_file():
-            data = yaml.safe_load(Path(text).read_text(encoding="utf-8"))
-        else:
+            text = Path(text).read_text(encoding="utf-8")
+        try:  # JSON first: YAML 1.1 reads JSON's 1e-05 as a string
+            data = json.loads(text)
+        except json.JSONDecodeError:
             data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise click.BadParameter(f"{what}: not valid JSON/YAML: {e}") from None
@@ -739,33 +741,38 @@ def estimator_published(source, revision, base, reasoner_subfolder, policy_subfo
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 def reason_cmd(reasoner, bench_files, out_dir, max_new_tokens, batch_size, seed, threads):
     """r = q_phi1(x) for every evaluation sample: greedy, golden withheld, only the core features kept."""
-    from rpm.bench.load import read_jsonl
-    from rpm.estimator.train import reason_texts
+    from rpm.estimator.train import reason_files
     from rpm.generate import Decoding
-    from rpm.io import write_jsonl
-    from rpm.train.trainers import load_rpm
     from rpm.train.trainers import threads as set_threads
 
     set_threads(threads)
+    dec = Decoding(max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, stop=None)
     try:
-        subsets = [(f, read_jsonl(f)) for f in bench_files]
-        model, tok, _ = load_rpm(reasoner)
+        written = reason_files(reasoner, bench_files, out_dir, dec)
     except (ValueError, BenchRecordError, FileNotFoundError) as e:
         _fail(e)
-    dec = Decoding(max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, stop=None)
-    # Every subset in one pass (full batches), written back per subset.
-    traces = iter(reason_texts(reasoner, [s for _, samples in subsets for s in samples], dec, model=model, tok=tok))
-    for f, samples in subsets:
-        rows = [{"sample_ID": s.sample_ID, "reasoning": r or "(empty)", "thought": t, "marker_found": found}
-                for s, (r, t, found) in zip(samples, traces)]
-        out = Path(out_dir) / f"{Path(f).stem}.jsonl"
-        write_jsonl(out, rows)
+    for out, rows in written:
         click.echo(f"wrote {len(rows)} reasoning traces to {out} ({sum(r['marker_found'] for r in rows)} with the "
                    "core-features marker)")
 
 
 # ------------------------------------------------------------------ verbs defined beside their stage
 # Each stage module defines its click command(s); they are registered on the one group here.
+from rpm.score_cli import score_cmd  # noqa: E402
+
+main.add_command(score_cmd, "score")
+from rpm.analysis.cli import analyze as analyze_cmd  # noqa: E402
+
+main.add_command(analyze_cmd, "analyze")
+from rpm.judge.cli import judge_cmd  # noqa: E402
+
+main.add_command(judge_cmd, "judge")
+from rpm.paper.cli import audit_cmd  # noqa: E402
+
+main.add_command(audit_cmd, "audit")
+from rpm.bench.build.cli import build as bench_build_cmd  # noqa: E402
+
+bench.add_command(bench_build_cmd, "build")
 
 
 if __name__ == "__main__":

@@ -185,3 +185,14 @@ def test_vllm_backend_without_vllm_says_what_to_do(work, sft_dir):
                                        str(work / "bench/id_test.jsonl"), "--out-dir", str(work / "v"),
                                        "--backend", "vllm"], env={"RPM_VLLM_PYTHON": ""})
     assert result.exit_code == 1 and "set RPM_VLLM_PYTHON" in result.output
+
+
+def test_trainer_settings_keep_json_floats_that_yaml_reads_as_strings():
+    """The rule passes settings as JSON; YAML 1.1 would read json.dumps(1e-05) == "1e-05" as a string."""
+    import json
+
+    from rpm.cli import _parse_mapping
+
+    settings = _parse_mapping(json.dumps({"grpo": {"learning_rate": 1e-05}}), "--settings")
+    assert settings["grpo"]["learning_rate"] == 1e-05 and isinstance(settings["grpo"]["learning_rate"], float)
+    assert _parse_mapping("{lr: 0.1, a: b}", "--settings") == {"lr": 0.1, "a": "b"}  # YAML still accepted
