@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-deps dryrun-paper lint lock clean
+.PHONY: install run report test test-deps dryrun-paper lint lock clean
 
 install: $(STAMP)
 
@@ -30,6 +30,7 @@ $(STAMP): pyproject.toml requirements/lock.txt
 
 run: install
 	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete
+	$(BIN)/snakemake --cores $(CORES) --report results/report.html
 	@echo
 	@echo "Done. Outputs are under results/ (see results/README.md):"
 	@echo "  benchmark:  results/data/bench/  (train.jsonl, 12 subset files, stats.tsv)"
@@ -47,6 +48,10 @@ test: install test-deps
 # Plans the paper-scale DAG without running anything (no network needed).
 dryrun-paper: install
 	$(BIN)/snakemake -n --cores all --configfile workflow/configs/paper.yaml
+
+# The one document to open: every table and figure of the finished run, with captions (self-contained HTML).
+report: install
+	$(BIN)/snakemake --cores $(CORES) --report results/report.html
 
 lint: install
 	$(BIN)/snakemake --lint

@@ -35,7 +35,9 @@ include: "workflow/rules/estimator.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/judge.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/audit.smk"
 include: "workflow/rules/score.smk"
+include: "workflow/rules/sweep.smk"
 include: "workflow/rules/bench_build.smk"
 
 

@@ -4,6 +4,7 @@
 #
 #   slurm-wlm (slurmctld, slurmd, the client commands), munge   a one-node SLURM cluster on loopback
 #   slurmdbd, mariadb-server                                    SLURM accounting, so that `sacct` works
+#   chromium                                                    tests/test_report.py renders the HTML report
 #
 # tests/test_slurm.py starts (and stops) these daemons itself, by PID, under a temporary directory
 # (ci/slurm/cluster.py); installing them must not start any system service, so while apt runs, a
@@ -11,13 +12,16 @@
 set -euo pipefail
 
 PACKAGES=(slurm-wlm slurmdbd munge mariadb-server)
+# Headless browser for the report's render test (Debian's chromium; never a downloaded browser build).
+REPORT_PACKAGES=(chromium)
 
 # A machine that cannot install them (not root, no sudo) opts out of the SLURM test and of this step
 # explicitly; CI never sets it.
 if [[ "${RPM_SKIP_SLURM:-}" == 1 ]]; then
-    echo "ci/install-test-deps.sh: RPM_SKIP_SLURM=1, not installing ${PACKAGES[*]}" >&2
+    echo "ci/install-test-deps.sh: RPM_SKIP_SLURM=1, not installing ${PACKAGES[*]} ${REPORT_PACKAGES[*]}" >&2
     exit 0
 fi
+PACKAGES+=("${REPORT_PACKAGES[@]}")
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

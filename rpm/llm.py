@@ -8,7 +8,8 @@ Backends
 
 Every completion is cached by content: the SHA-256 of the canonical request (backend, model,
 messages, decoding settings) names a JSON file under the cache directory, so a re-run, or a later
-stage asking the same question, never calls the endpoint twice. Retries with backoff on 429 / 5xx /
+stage asking the same question, never calls the endpoint twice (an endpoint whose URL changes between runs, a
+local server on a free port, names its model by `cache_scope` instead). Retries with backoff on 429 / 5xx /
 timeouts are the openai client's own (`max_retries`). Token usage is summed per endpoint in a ledger.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,10 @@ class Endpoint:
     timeout: float = 120.0
     max_retries: int = 4
     seed: int = 0
+    # What names the answering model in the cache key when base_url / model are not stable across runs:
+    # a local `transformers serve` listens on a new free port each run (rpm.serve). None: backend, model
+    # and base_url name it.
+    cache_scope: str | None = None
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -71,20 +77,25 @@ class Ledger:
     cached: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    seconds: float = 0.0  # wall time of the calls made (cache hits cost none)
 
-    def add(self, c: Completion) -> None:
+    def add(self, c: Completion, seconds: float = 0.0) -> None:
         if c.cached:
             self.cached += 1
         else:
             self.calls += 1
             self.prompt_tokens += c.prompt_tokens
             self.completion_tokens += c.completion_tokens
+            self.seconds += seconds
 
 
 def request_key(endpoint: Endpoint, messages: list[dict], max_tokens: int, temperature: float, seed: int) -> str:
     """Content address of a request: everything that can change the answer, nothing else (no key)."""
-    canon = {"backend": endpoint.backend, "model": endpoint.model, "base_url": endpoint.base_url,
-             "messages": messages, "max_tokens": max_tokens, "temperature": temperature,
+    if endpoint.cache_scope is not None:
+        who = {"scope": endpoint.cache_scope}
+    else:
+        who = {"backend": endpoint.backend, "model": endpoint.model, "base_url": endpoint.base_url}
+    canon = {**who, "messages": messages, "max_tokens": max_tokens, "temperature": temperature,
              "top_p": endpoint.top_p, "seed": seed}
     return hashlib.sha256(json.dumps(canon, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
@@ -108,13 +119,16 @@ class ChatClient:
         if path is not None and path.is_file():
             hit = json.loads(path.read_text(encoding="utf-8"))
             c = Completion(hit["text"], hit["prompt_tokens"], hit["completion_tokens"], True, key)
+            self.ledger.add(c)
         else:
+            start = time.perf_counter()
             text, n_in, n_out = self._call(messages, max_tokens, temperature, seed)
+            seconds = time.perf_counter() - start
             c = Completion(text, n_in, n_out, False, key)
             if path is not None:
                 write_json(path, {"endpoint": self.endpoint.name, "messages": messages, "text": text,
                                   "prompt_tokens": n_in, "completion_tokens": n_out})
-        self.ledger.add(c)
+            self.ledger.add(c, seconds)
         return c
 
     def complete_many(self, requests: list[list[dict]], *, max_tokens: int | None = None,
@@ -141,11 +155,13 @@ class ChatClient:
                 self._backend = _LocalBackend(self.endpoint)
             for start in range(0, len(misses), batch_size):
                 chunk = misses[start:start + batch_size]
+                t0 = time.perf_counter()
                 answers = self._backend.batch([requests[i] for i, _, _ in chunk], max_tokens, temperature,
                                               seeds[chunk[0][0]])
+                share = (time.perf_counter() - t0) / len(chunk)  # a batch's time, split over its requests
                 for (i, key, path), (text, n_in, n_out) in zip(chunk, answers):
                     out[i] = Completion(text, n_in, n_out, False, key)
-                    self.ledger.add(out[i])
+                    self.ledger.add(out[i], share)
                     if path is not None:
                         write_json(path, {"endpoint": self.endpoint.name, "messages": requests[i], "text": text,
                                           "prompt_tokens": n_in, "completion_tokens": n_out})

@@ -10,18 +10,19 @@
            Response]" is kept (REFERENCE_FACTS.md).
 
 An answer that is not in the requested form is repaired where that is unambiguous (a JSON object
-inside code fences or prose), otherwise asked again with another seed at `retry_temperature`, a
+inside code fences or prose; the helpers are shared, rpm.answers), otherwise asked again with another seed at `retry_temperature`, a
 bounded number of times, then reported per sample in the task's report. Nothing is dropped silently:
 the report lists every sample with its status (accepted, repaired, rejected) and reason.
 """
 
 from __future__ import annotations
 
-import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rpm import prompts
+from rpm.answers import Report, extract_json_object
+from rpm.answers import ask_all as _ask_all
 from rpm.bench.schema import Sample, Turn, sample_from_dict
 from rpm.llm import ChatClient
 from rpm.train.formats import CLOSE, OPEN, parse_generation
@@ -46,64 +47,6 @@ def pick(samples: list[Sample], policy: TeacherPolicy, task: str, fraction: floa
     if policy.max_samples is not None:
         n = min(n, policy.max_samples)
     return sorted(random.Random(f"{policy.seed}:{task}").sample(range(len(samples)), n))
-
-
-@dataclass
-class Report:
-    task: str
-    rows: list = field(default_factory=list)
-
-    def add(self, sample_id: str, status: str, reason: str = "", attempts: int = 1) -> None:
-        self.rows.append({"sample_ID": sample_id, "status": status, "reason": reason, "attempts": attempts})
-
-    total: int = 0  # training samples in the split (the teacher is asked about len(rows) of them)
-
-    def summary(self) -> dict:
-        counts = {s: sum(r["status"] == s for r in self.rows) for s in ("accepted", "repaired", "rejected")}
-        return {"task": self.task, "split_samples": self.total, "samples": len(self.rows), **counts,
-                "details": self.rows}
-
-
-def extract_json_object(text: str) -> tuple[dict | None, bool]:
-    """(object, repaired): the answer parsed as JSON, or the one {...} block inside fences / prose."""
-    try:
-        obj = json.loads(text)
-        return (obj, False) if isinstance(obj, dict) else (None, False)
-    except json.JSONDecodeError:
-        pass
-    start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end:
-        try:
-            obj = json.loads(text[start:end + 1])
-            return (obj, True) if isinstance(obj, dict) else (None, False)
-        except json.JSONDecodeError:
-            return None, False
-    return None, False
-
-
-def _ask_all(client: ChatClient, requests: dict[int, list[dict]], policy: TeacherPolicy, parse, task: str):
-    """Ask every request, parse, and ask the malformed ones again with new seeds; returns
-    {index: (value or None, repaired, attempts, reason)}. Requests of one round go out together."""
-    results, pending, reason = {}, dict(requests), {}
-    for attempt in range(policy.retries + 1):
-        if not pending:
-            break
-        idx = sorted(pending)
-        kwargs = {"max_tokens": policy.max_tokens}
-        if attempt:
-            kwargs.update(temperature=policy.retry_temperature,
-                          seeds=[policy.seed * 1_000_003 + i * 101 + attempt for i in idx])
-        answers = client.complete_many([pending[i] for i in idx], **kwargs)
-        for i, answer in zip(idx, answers):
-            value, repaired, why = parse(answer.text)
-            if value is not None:
-                results[i] = (value, repaired, attempt + 1, why)
-                del pending[i]
-            else:
-                reason[i] = why
-    for i in pending:
-        results[i] = (None, False, policy.retries + 1, reason[i])
-    return results
 
 
 def _dialogue_parse(text):

@@ -45,7 +45,9 @@ def dummy_fields(t: PromptTemplate) -> dict[str, str]:
 
 
 def test_registry_lists_exactly_the_paper_templates():
-    assert prompts.names() == sorted(EXPECTED_TABLES)
+    # Templates the paper does not print (e.g. the judges') say so in `source`, which starts with "ours".
+    paper = [n for n in prompts.names() if not prompts.get(n).source.startswith("ours")]
+    assert paper == sorted(EXPECTED_TABLES)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_TABLES))

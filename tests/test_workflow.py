@@ -65,13 +65,12 @@ def test_bad_config_fails_naming_the_key(tmp_path, overlay, message):
 
 
 @pytest.mark.slow
-def test_smoke_dag_runs_every_stage(tmp_path):
+def test_smoke_dag_runs_every_stage(smoke_run):
     """The whole smoke DAG on the tiny model: nine RPMs, the estimator branch and every metric table."""
     import csv
     import json
 
-    snakemake("--cores", "2", "--configfile", str(SMOKE), workdir=tmp_path)
-    results = tmp_path / "results"
+    results = smoke_run / "results"
     bench = load_bench(results / "data/bench")
     assert list(bench) == list(BENCH_FILES)
     assert len(bench["train"]) == 16 and all(len(bench[f]) == 4 for f in BENCH_FILES[1:])
@@ -109,5 +108,27 @@ def test_smoke_dag_runs_every_stage(tmp_path):
         assert all(v not in ("nan", "") for r in table(name) for k, v in r.items()
                    if k in ("value", "bound", "perplexity", "jsd"))
     assert (results / "logs/bench_synth.log").is_file() and (results / "benchmarks/model_prepare/tiny.tsv").is_file()
-    again = snakemake("--cores", "2", "--configfile", str(SMOKE), workdir=tmp_path)
+    again = snakemake("--cores", "2", "--configfile", str(SMOKE), workdir=smoke_run)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_a_second_run_with_the_same_seed_gives_identical_metric_tables(smoke_run, tmp_path):
+    """Determinism: a second smoke run from scratch (for one RPM, to keep the suite short) writes exactly the
+    rows of the first run's metric tables: same benchmark, model, training, generation, estimator, scores."""
+    import csv
+
+    overlay = tmp_path / "one_rpm.yaml"
+    overlay.write_text("rpm: {methods: [sft]}\nsweep: {enabled: false}\n")
+    tables = ["remi", "emi", "perplexity", "divergences", "bound"]
+    snakemake("--cores", "2", *[f"results/metrics/{t}.csv" for t in tables], "--configfile", str(SMOKE),
+              str(overlay), workdir=tmp_path)
+
+    def rows(workdir, table):
+        with open(workdir / f"results/metrics/{table}.csv", newline="") as f:
+            return [r for r in csv.DictReader(f) if r.get("rpm", "tiny/sft") in ("tiny/sft", "")]
+
+    for table in tables:
+        first, second = rows(smoke_run, table), rows(tmp_path, table)
+        assert second, table
+        assert second == first, f"{table}.csv differs between two runs with the same seed"

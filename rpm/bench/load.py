@@ -25,10 +25,27 @@ def read_jsonl(path: str | os.PathLike) -> list[Sample]:
             raise BenchRecordError(f"duplicate sample ID (first seen on line {seen[sample.sample_ID]})",
                                    file=name, line=lineno, sample_id=sample.sample_ID, field="sample_ID")
         seen[sample.sample_ID] = lineno
+        _check_tag(sample, path, lineno)
         samples.append(sample)
     if not samples:
         raise BenchRecordError("the file holds no records", file=name)
     return samples
+
+
+def _check_tag(sample: Sample, path: Path, lineno: int) -> None:
+    """A subset tag must be a known one, and in a normalised subset file ({subset}.jsonl) that subset's."""
+    from rpm.bench.subsets import SUBSET_NAMES, subset_for_tag
+
+    if sample.subset_tag is None:
+        return
+    try:
+        name = subset_for_tag(sample.subset_tag)
+    except ValueError as e:
+        raise BenchRecordError(str(e), file=str(path), line=lineno, sample_id=sample.sample_ID,
+                               field="subset_tag") from None
+    if path.stem in SUBSET_NAMES and name != path.stem:
+        raise BenchRecordError(f"tag {sample.subset_tag!r} is subset {name}, but the file is {path.stem}.jsonl",
+                               file=str(path), line=lineno, sample_id=sample.sample_ID, field="subset_tag")
 
 
 def read_authors_json(path: str | os.PathLike) -> dict[str, list[Sample]]:

@@ -61,18 +61,41 @@ def cold_start(module: str, *, base: str, train_file: str, traces_file: str | No
                         manifest)
 
 
-def reason_texts(model_dir: str | Path, samples, dec: Decoding, *, model=None, tok=None, desc="reason"):
+def reason_texts(model_dir: str | Path, samples, dec: Decoding, *, model=None, tok=None, desc="reason",
+                 progress: bool = True):
     """Greedy thoughts of a reasoner for each sample (golden withheld) -> [(r, thought, marker_found)]."""
     from rpm.train.trainers import load_rpm
 
     if model is None:
         model, tok, _ = load_rpm(model_dir)
-    outs = generate_texts(model, tok, [reasoning_messages(s) for s in samples], dec, desc=desc)
+    outs = generate_texts(model, tok, [reasoning_messages(s) for s in samples], dec, desc=desc, progress=progress)
     result = []
     for o in outs:
         r, found = core_features(o[0])
         result.append((r, o[0], found))
     return result
+
+
+def reason_files(reasoner: str | Path, bench_files, out_dir: str | Path, dec: Decoding, *, model=None, tok=None,
+                 progress: bool = True) -> list[tuple[Path, list[dict]]]:
+    """`rpm reason`: r = q_phi1(x) for every sample of each benchmark file, written to out_dir/{subset}.jsonl
+    as {"sample_ID", "reasoning", "thought", "marker_found"}. Every subset goes in one pass (full batches)."""
+    from rpm.io import write_jsonl
+    from rpm.train.trainers import load_rpm
+
+    subsets = [(Path(f), read_jsonl(f)) for f in bench_files]
+    if model is None:
+        model, tok, _ = load_rpm(reasoner)
+    traces = iter(reason_texts(reasoner, [s for _, samples in subsets for s in samples], dec, model=model, tok=tok,
+                               progress=progress))
+    written = []
+    for f, samples in subsets:
+        rows = [{"sample_ID": s.sample_ID, "reasoning": r or "(empty)", "thought": t, "marker_found": found}
+                for s, (r, t, found) in zip(samples, traces)]
+        out = Path(out_dir) / f"{f.stem}.jsonl"
+        write_jsonl(out, rows)
+        written.append((out, rows))
+    return written
 
 
 def coevolve(*, base: str, reasoner: str, policy: str, pool_file: str | list[str], settings: dict, out: str,

@@ -52,17 +52,30 @@ class TextRow:
 
 def read_text_rows(path: str | os.PathLike, field: str) -> dict[str, TextRow]:
     """Read {"sample_ID", <field>} JSONL rows into {sample_ID: TextRow}, validating each line."""
+    groups = read_grouped_rows(path, field, None)
+    return groups[None]
+
+
+def read_grouped_rows(path: str | os.PathLike, field: str, group: str | None) -> dict[str | None, dict[str, TextRow]]:
+    """Like read_text_rows, for a file whose rows also carry a `group` field (e.g. "subset"): returns
+    {group value: {sample_ID: TextRow}}; sample IDs are unique within a group. With group=None every row
+    is in the one group None."""
     path = Path(path)
     name = str(path)
     if not path.is_file():
         raise InputFileError("no such file", file=name)
-    rows: dict[str, TextRow] = {}
+    groups: dict[str | None, dict[str, TextRow]] = {}
     for lineno, obj in iter_jsonl(path, lambda msg, line: InputFileError(msg, file=name, line=line)):
         if not isinstance(obj, dict):
             raise InputFileError(f"expected a JSON object, got {type(obj).__name__}", file=name, line=lineno)
         sid = obj.get("sample_ID")
         if not isinstance(sid, str) or not sid:
             raise InputFileError('missing or non-string "sample_ID"', file=name, line=lineno)
+        key = None
+        if group is not None:
+            key = obj.get(group)
+            if not isinstance(key, str) or not key.strip():
+                raise InputFileError(f'missing or non-string field "{group}"', file=name, line=lineno, sample_id=sid)
         if field not in obj:
             raise InputFileError(f'missing field "{field}"', file=name, line=lineno, sample_id=sid)
         value = obj[field]
@@ -71,13 +84,14 @@ def read_text_rows(path: str | os.PathLike, field: str) -> dict[str, TextRow]:
                                  file=name, line=lineno, sample_id=sid)
         if not value.strip():
             raise InputFileError(f'field "{field}" is empty', file=name, line=lineno, sample_id=sid)
+        rows = groups.setdefault(key, {})
         if sid in rows:
             raise InputFileError(f"duplicate sample ID (first on line {rows[sid].line})",
                                  file=name, line=lineno, sample_id=sid)
         rows[sid] = TextRow(sid, value, lineno)
-    if not rows:
+    if not groups:
         raise InputFileError("the file holds no rows", file=name)
-    return rows
+    return groups
 
 
 def align(rows: dict[str, TextRow], samples: Sequence[Sample], *, file: str, bench_file: str) -> list[str]:

@@ -124,6 +124,8 @@ def load_chain(base_dir: str | Path, chain: list[str], dtype: str = "float32"):
 
     model = load_model(base_dir, dtype=dtype)
     for adapter in chain:
+        if not (Path(adapter) / "adapter_model.safetensors").is_file():  # peft would unpickle adapter_model.bin
+            raise ModelSpecError(f"{adapter}: no adapter_model.safetensors (pickled adapters are never loaded)")
         model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     return model
 

@@ -1,4 +1,5 @@
 """The prompt templates the paper publishes, kept as method data: one YAML file per template here.
+Templates the paper does not print (the LLM judges') are ours and say so: their `source` starts with "ours".
 
 Each file holds `source` (the paper table it transcribes), `description`, an optional `system` text,
 the `user` template, an optional `expected_output` template, the declared `placeholders`, optional

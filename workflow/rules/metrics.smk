@@ -77,6 +77,8 @@ rule remi:
         report(f"{METRICS}/remi.csv", caption="../report/remi.rst", category="3. Metrics"),
     log:
         f"{LOGS}/remi.log",
+    benchmark:
+        f"{BENCHMARKS}/remi.tsv"
     params:
         normalization=config["metrics"]["normalization"],
         pairs=config["metrics"]["pairs"],
@@ -155,8 +157,12 @@ rule bound:
         seeds=config["metrics"]["bound_seeds"],
         embedder=config["metrics"]["embedder"],
         normalization=config["metrics"]["normalization"],
+        pairs=config["metrics"]["pairs"],
+        k=config["metrics"]["k"],
+        seed=config["seed"],
     threads: config["compute"]["threads"]
     shell:
         "rpm bound --bench-dir {params.bench_dir} {params.rpms} --out {output} --sizes {params.sizes} "
         "--seeds {params.seeds} --embedder {params.embedder} --embeddings {input.embeddings} "
-        "--normalization {params.normalization} > {log} 2>&1"
+        "--normalization {params.normalization} --pairs {params.pairs} -k {params.k} --seed {params.seed} "
+        "> {log} 2>&1"

@@ -1,0 +1,62 @@
+"""The controlled-shift validation: collation of per-severity bound tables and Spearman per shift type."""
+
+import csv
+
+import pytest
+
+from rpm.analysis.common import AnalysisInputError
+from rpm.analysis.sweep import parse_runs, spearman_rows, sweep_rows, write_sweep
+from rpm.metrics.tables import BOUND_COLUMNS, write_csv
+
+TARGETS = {"user_de": "user", "char_literature": "character", "dial_turn": "dialogue"}
+
+
+def bound_csv(path, severity, *, falling="", size="all"):
+    rows = []
+    for target, shift in TARGETS.items():
+        grow = -severity if shift == falling else severity
+        rows.append({"rpm": "tiny/sft", "estimator": "corl", "source": "id_test", "target": target, "shift": shift,
+                     "size": size, "seed": 0, "n_source": 4, "n_target": 4,
+                     "d_user": 0.1 + grow * (shift == "user"), "d_character": 0.1 + grow * (shift == "character"),
+                     "d_dialogue": 0.1 + grow * (shift == "dialogue"), "d_joint": 0.2 + grow, "h_hat": 1.0,
+                     "delta_p": 0.01, "delta_q": 0.01, "delta": 0.02, "sum_sqrt_d": 1.0, "shift_term": 1.0,
+                     "output_term": 3.0, "bound": 4.0 + grow, "bound_scale_adjusted": 1.0, "r_emid": 0.01 * grow,
+                     "r_emid_sub": 0.0, "normalization": "mean", "embedder": "minilm"})
+    write_csv(path, rows, BOUND_COLUMNS)
+    return path
+
+
+def test_quantities_rising_with_severity_give_rho_one_and_a_falling_one_minus_one(tmp_path):
+    runs = {s: bound_csv(tmp_path / f"b{s}.csv", s, falling="character") for s in (0.0, 0.25, 0.5, 1.0)}
+    rows = sweep_rows(runs)
+    assert len(rows) == 12 and {r["shift"] for r in rows} == set(TARGETS.values())
+    # the component divergence is the one the shift type changes
+    assert [r["d_component"] for r in rows if r["shift"] == "user"] == pytest.approx([0.1, 0.35, 0.6, 1.1])
+    rho = {(r["shift"], r["quantity"]): r["spearman_rho"] for r in spearman_rows(rows)}
+    assert rho[("user", "bound")] == pytest.approx(1.0) and rho[("dialogue", "r_emid")] == pytest.approx(1.0)
+    assert rho[("character", "d_component")] == pytest.approx(-1.0)
+
+
+def test_write_sweep_writes_tables_and_figures(tmp_path):
+    runs = parse_runs([f"{s}={bound_csv(tmp_path / f'b{s}.csv', s)}" for s in (0, 0.5, 1)])
+    write_sweep(runs, tmp_path / "out")
+    with open(tmp_path / "out/sweep_spearman.csv") as f:
+        spearman = list(csv.DictReader(f))
+    assert len(spearman) == 3 * 4 and all(float(r["spearman_rho"]) == pytest.approx(1.0) for r in spearman)
+    assert (tmp_path / "out/sweep.png").stat().st_size > 1000 and (tmp_path / "out/sweep.pdf").is_file()
+
+
+@pytest.mark.parametrize("specs,message", [
+    (["0.5"], "expected SEVERITY=BOUND_CSV"),
+    (["1.5=x.csv"], "severity in [0, 1]"),
+    (["0.5=a.csv", "0.50=b.csv"], "given twice"),
+])
+def test_bad_run_specs(specs, message):
+    with pytest.raises(AnalysisInputError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_runs(specs)
+
+
+def test_a_table_without_all_samples_rows_is_refused(tmp_path):
+    runs = {0.0: bound_csv(tmp_path / "a.csv", 0.0, size="2"), 1.0: bound_csv(tmp_path / "b.csv", 1.0)}
+    with pytest.raises(AnalysisInputError, match="no rows with size 'all'"):
+        sweep_rows(runs)
