@@ -33,8 +33,10 @@ run: install
 	$(BIN)/snakemake --cores $(CORES) --report results/report.html
 	@echo
 	@echo "Done. Outputs are under results/ (see results/README.md):"
-	@echo "  benchmark:  results/data/bench/  (train.jsonl, 12 subset files, stats.tsv)"
-	@echo "  models:     results/models/"
+	@echo "  report:     results/report.html   (every table and figure; open it in a browser)"
+	@echo "  audit:      results/audit.md      (this run beside the paper's published numbers)"
+	@echo "  metrics:    results/metrics/      (R-EMI, EMI, perplexity, divergences, bound)"
+	@echo "  analyses:   results/analysis/     judge: results/judge/   sweep: results/sweep/"
 	@echo "  logs:       results/logs/    per-rule timings: results/benchmarks/"
 
 # Debian packages the tests need (slurm-wlm, munge, slurmdbd, mariadb-server: tests/test_slurm.py runs a

@@ -146,7 +146,7 @@ def test_report_renders_every_analysis_figure(smoke_run, tmp_path):
         assert results[key]["caption"].strip(), f"{key} has no caption"
     assert results["results/analysis/fig4_points.png"]["mime_type"] == "image/png"
     for name in expected:
-        category = "7. Run time" if name.startswith("runtime.") else "4. Analysis"
+        category = "8. Run time" if name.startswith("runtime.") else "4. Analysis"
         listed = {p for subs in categories.get(category, {}).values() for p in subs}
         assert f"results/analysis/{name}" in listed, f"{name} is not under {category!r}"
 
@@ -155,7 +155,7 @@ def test_report_renders_every_analysis_figure(smoke_run, tmp_path):
     _chromium(tmp_path, report, f"--screenshot={shot}", "--window-size=1400,1000")
     _not_blank(shot)
     dom = _visible(_chromium(tmp_path, report, "--dump-dom").stdout)
-    for category in ("4. Analysis", "3. Metrics", "7. Run time"):
+    for category in ("4. Analysis", "2. Metrics", "8. Run time"):
         assert category in dom.text, f"the rendered page shows no {category!r}; visible text: {dom.text[:40]}"
 
     # (3) Navigate: every analysis subcategory lists its results; Figure 4's PNG is displayed as an image.

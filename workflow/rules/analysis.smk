@@ -245,9 +245,9 @@ rule analysis_runtime:
         expand(f"{METRICS}/{{table}}.csv", table=["remi", "emi", "perplexity", "divergences", "bound"]),
         JUDGE_SCORES,
     output:
-        csv=analysis_report("runtime", category="7. Run time", subcategory="Per-job run time and memory"),
-        png=analysis_figure("runtime", "png", "Per-job run time and memory", category="7. Run time"),
-        pdf=analysis_figure("runtime", "pdf", "Per-job run time and memory", category="7. Run time"),
+        csv=analysis_report("runtime", category="8. Run time", subcategory="Per-job run time and memory"),
+        png=analysis_figure("runtime", "png", "Per-job run time and memory", category="8. Run time"),
+        pdf=analysis_figure("runtime", "pdf", "Per-job run time and memory", category="8. Run time"),
     log:
         f"{LOGS}/analysis/runtime.log",
     params:

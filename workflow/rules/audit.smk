@@ -22,7 +22,7 @@ rule audit:
         stats=f"{BENCH_DIR}/stats.tsv",
         bench=bench_files(),
     output:
-        csv=report(AUDIT_CSV, caption="../report/audit.rst", category="5. Audit against the paper"),
+        csv=report(AUDIT_CSV, caption="../report/audit.rst", category="6. Audit against the paper"),
         md=AUDIT_MD,
     log:
         f"{LOGS}/audit.log",

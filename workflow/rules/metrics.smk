@@ -74,7 +74,7 @@ rule remi:
     input:
         logprobs_files("corl"),
     output:
-        report(f"{METRICS}/remi.csv", caption="../report/remi.rst", category="3. Metrics"),
+        report(f"{METRICS}/remi.csv", caption="../report/remi.rst", category="2. Metrics"),
     log:
         f"{LOGS}/remi.log",
     benchmark:
@@ -94,7 +94,7 @@ rule emi:
     input:
         logprobs_files("wo_reasoning"),
     output:
-        report(f"{METRICS}/emi.csv", caption="../report/emi.rst", category="3. Metrics"),
+        report(f"{METRICS}/emi.csv", caption="../report/emi.rst", category="2. Metrics"),
     log:
         f"{LOGS}/emi.log",
     params:
@@ -112,7 +112,7 @@ rule perplexity:
     input:
         [f"{METRICS}/logprobs/{v}/golden/{s}.npz" for v in SCORER for s in SUBSET_NAMES],
     output:
-        report(f"{METRICS}/perplexity.csv", caption="../report/perplexity.rst", category="3. Metrics"),
+        report(f"{METRICS}/perplexity.csv", caption="../report/perplexity.rst", category="2. Metrics"),
     log:
         f"{LOGS}/perplexity.log",
     shell:
@@ -124,7 +124,7 @@ rule divergence:
         id=f"{BENCH_DIR}/id_test.jsonl",
         ood=expand(f"{BENCH_DIR}/{{subset}}.jsonl", subset=SUBSET_NAMES[1:]),
     output:
-        csv=report(f"{METRICS}/divergences.csv", caption="../report/divergences.rst", category="3. Metrics"),
+        csv=report(f"{METRICS}/divergences.csv", caption="../report/divergences.rst", category="2. Metrics"),
         embeddings=f"{METRICS}/embeddings.npz",
     log:
         f"{LOGS}/divergence.log",
@@ -144,7 +144,7 @@ rule bound:
         logprobs=logprobs_files("corl"),
         embeddings=f"{METRICS}/embeddings.npz",
     output:
-        report(f"{METRICS}/bound.csv", caption="../report/bound.rst", category="3. Metrics"),
+        report(f"{METRICS}/bound.csv", caption="../report/bound.rst", category="2. Metrics"),
     log:
         f"{LOGS}/bound.log",
     params:

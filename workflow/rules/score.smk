@@ -18,9 +18,9 @@ if config["score"]["responses"]:
             estimator=f"{EST_DIR}/coevolved",
             reasoning=reasoning_files("corl"),
         output:
-            remi=report(f"{SCORE_DIR}/remi.csv", caption="../report/score_remi.rst", category="6. Your model"),
-            bound=report(f"{SCORE_DIR}/bound.csv", caption="../report/score_bound.rst", category="6. Your model"),
-            figure=report(f"{SCORE_DIR}/remi.png", caption="../report/score_figure.rst", category="6. Your model"),
+            remi=report(f"{SCORE_DIR}/remi.csv", caption="../report/score_remi.rst", category="7. Your model"),
+            bound=report(f"{SCORE_DIR}/bound.csv", caption="../report/score_bound.rst", category="7. Your model"),
+            figure=report(f"{SCORE_DIR}/remi.png", caption="../report/score_figure.rst", category="7. Your model"),
             summary=f"{SCORE_DIR}/summary.md",
         log:
             f"{LOGS}/score/{config['score']['name']}.log",
