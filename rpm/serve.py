@@ -4,17 +4,25 @@ The offline default's judges (and the benchmark builder) talk to the packaged Sm
 the same client as a remote endpoint (rpm.llm, backend "openai"), so the default run and the tests
 exercise the path the paper's endpoints take. What the server does and does not do (transformers 5.23):
 /health answers when the model is loaded; /v1/chat/completions works; `logprobs` / `top_logprobs` in a
-chat request are ignored (it logs "Ignoring unsupported fields"), so nothing here relies on them.
+chat request are ignored (it logs "Ignoring unsupported fields"), so nothing here relies on them. A request's
+`temperature` only sets the temperature: whether it samples is the served model's generation_config
+`do_sample` (false for our prepared models), so the server is given a view of the model directory whose
+generation_config samples; a request at temperature 0 is still greedy (the server turns sampling off), and
+a retry at a temperature above 0 with another seed really asks again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +36,14 @@ class Server:
     base_url: str   # e.g. http://127.0.0.1:40123/v1 (what an Endpoint's base_url takes)
     model: str      # the model name requests must carry: the served directory
     pid: int
+
+
+def serve_scope(model_dir: str | os.PathLike) -> str:
+    """The cache identity of a locally served model: its preparation record (spec and weight hashes, from
+    `rpm model prepare`), not the server's port or the directory's path."""
+    d = Path(model_dir)
+    record = d / "rpm_model.json" if (d / "rpm_model.json").is_file() else d / "config.json"
+    return f"serve_local:{hashlib.sha256(record.read_bytes()).hexdigest()}"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -64,9 +80,10 @@ def local_server(model_dir: str | os.PathLike, *, host: str = "127.0.0.1", port:
         raise FileNotFoundError(f"{model_dir}: not a model directory (no config.json); prepare it with `rpm model prepare`")
     port = port or free_port(host)
     root = f"http://{host}:{port}"
+    view = sampling_view(model_dir)
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
-    proc = subprocess.Popen(server_command(model_dir, host, port), stdout=log, stderr=subprocess.STDOUT, env=env,
+    proc = subprocess.Popen(server_command(view, host, port), stdout=log, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True)
     try:
         deadline = time.monotonic() + startup_timeout
@@ -78,11 +95,24 @@ def local_server(model_dir: str | os.PathLike, *, host: str = "127.0.0.1", port:
                 raise TimeoutError(f"`transformers serve {model_dir}` did not answer {root}/health within "
                                    f"{startup_timeout:.0f} s{_tail(log_path)}")
             time.sleep(0.5)
-        yield Server(base_url=f"{root}/v1", model=str(model_dir), pid=proc.pid)
+        yield Server(base_url=f"{root}/v1", model=str(view), pid=proc.pid)
     finally:
         stop(proc)
         if log_path:
             log.close()
+        shutil.rmtree(view, ignore_errors=True)
+
+
+def sampling_view(model_dir: Path) -> Path:
+    """A temporary directory of symlinks to `model_dir`'s files whose generation_config.json samples."""
+    view = Path(tempfile.mkdtemp(prefix=f"rpm-serve-{model_dir.name}-"))
+    for f in model_dir.iterdir():
+        if f.name != "generation_config.json":
+            (view / f.name).symlink_to(f)
+    gen_path = model_dir / "generation_config.json"
+    gen = json.loads(gen_path.read_text(encoding="utf-8")) if gen_path.is_file() else {}
+    (view / "generation_config.json").write_text(json.dumps({**gen, "do_sample": True}, indent=2), encoding="utf-8")
+    return view
 
 
 def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:

@@ -308,6 +308,23 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+def test_served_model_samples_above_temperature_zero_and_is_greedy_at_zero(tiny_server):
+    """A retry after an unparsed answer asks again at a temperature above 0 with another seed: the server must
+    really sample then (transformers serve follows the served generation_config's do_sample), and stay greedy
+    at temperature 0."""
+    from rpm.llm import ChatClient, Endpoint
+
+    server, _ = tiny_server
+    client = ChatClient(Endpoint(name="t", backend="openai", base_url=server.base_url, model=server.model,
+                                 max_tokens=12))
+    msgs = [{"role": "user", "content": "Say something."}]
+    greedy = {client.complete(msgs, temperature=0.0, seed=s).text for s in (1, 2)}
+    sampled = {client.complete(msgs, temperature=1.0, seed=s).text for s in (1, 2, 3)}
+    assert len(greedy) == 1
+    assert len(sampled) > 1, sampled
+    assert client.complete(msgs, temperature=1.0, seed=1).text in sampled  # seeded: reproducible
+
+
 def test_http_judge_caches_at_the_server_and_never_writes_the_key(bench, tiny_server, tmp_path, monkeypatch):
     server, log = tiny_server
     monkeypatch.setenv("RPM_JUDGE_TEST_KEY", CANARY)

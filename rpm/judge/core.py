@@ -19,6 +19,7 @@ from rpm.bench.subsets import SUBSET_NAMES, subset as subset_info
 from rpm.judge.parsers import PARSERS, Parsed, make_parser, neutral_value
 from rpm.llm import ChatClient, Endpoint
 from rpm.metrics.inputs import align, read_text_rows
+from rpm.serve import serve_scope
 
 VERDICT_COLUMNS = ["judge", "judge_model", "prompt", "prompt_sha256", "parser", "rpm", "subset", "shift", "sample_ID",
                    "kind", "order", "parsed", "score", "attempts", "raw"]
@@ -163,14 +164,6 @@ def model_outcome(verdict: str, order: str) -> float:
 
 
 # ------------------------------------------------------------------ asking
-
-
-def serve_scope(model_dir: str | os.PathLike) -> str:
-    """The cache identity of a locally served model: its preparation record (spec and weight hashes, from
-    `rpm model prepare`), not the server's port or the directory's path."""
-    d = Path(model_dir)
-    record = d / "rpm_model.json" if (d / "rpm_model.json").is_file() else d / "config.json"
-    return f"serve_local:{hashlib.sha256(record.read_bytes()).hexdigest()}"
 
 
 @dataclass

@@ -191,7 +191,7 @@ def open_client(spec: dict, cache_dir: str | os.PathLike | None, server_log: str
                 ) -> Iterator[ChatClient]:
     """A ChatClient for an endpoint spec (rpm.llm.Endpoint fields). With `serve: MODEL_DIR` the model is
     served by `transformers serve` on a free loopback port for the duration (rpm.serve) and asked over
-    HTTP, like any remote endpoint; its cache identity is the prepared model (the judges' serve_scope),
+    HTTP, like any remote endpoint; its cache identity is the prepared model (rpm.serve.serve_scope),
     not the port, so a re-run in a new process still answers from the cache."""
     spec = dict(spec)
     spec.setdefault("name", "bench_build")
@@ -199,8 +199,7 @@ def open_client(spec: dict, cache_dir: str | os.PathLike | None, server_log: str
     if serve_dir is None:
         yield ChatClient(Endpoint.from_dict(spec), cache_dir=Path(cache_dir) if cache_dir else None)
         return
-    from rpm.judge.core import serve_scope
-    from rpm.serve import local_server
+    from rpm.serve import local_server, serve_scope
 
     log_path = Path(server_log) if server_log else None
     if log_path:
