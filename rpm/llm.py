@@ -105,6 +105,8 @@ class ChatClient:
     endpoint: Endpoint
     cache_dir: Path | None = None
     ledger: Ledger = field(default_factory=Ledger)
+    # The model directory a local server (rpm.serve) answers for: ledgers name it, not the server's view.
+    served_model: str | None = None
     _backend: object = field(default=None, repr=False)
 
     def complete(self, messages: list[dict], *, max_tokens: int | None = None, temperature: float | None = None,
@@ -242,5 +244,5 @@ class _LocalBackend:
         return self.tok.decode(new, skip_special_tokens=True), n_in, int(new.shape[0])
 
 
-def ledger_row(endpoint: Endpoint, ledger: Ledger) -> dict:
-    return {"endpoint": endpoint.name, "model": endpoint.model, **asdict(ledger)}
+def ledger_row(endpoint: Endpoint, ledger: Ledger, model: str | None = None) -> dict:
+    return {"endpoint": endpoint.name, "model": model or endpoint.model, **asdict(ledger)}

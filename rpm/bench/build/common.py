@@ -168,7 +168,7 @@ def write_step(out: str | os.PathLike, rows: list[dict], report_path: str | os.P
         "step": step,
         "written": len(rows),
         "tasks": {r.task: {"asked": len(r.rows), **r.counts(), "details": r.rows} for r in reports},
-        "ledger": ledger_row(client.endpoint, client.ledger),
+        "ledger": ledger_row(client.endpoint, client.ledger, model=client.served_model),
         **(extra or {}),
     }
     write_json(report_path, summary)
@@ -206,5 +206,6 @@ def open_client(spec: dict, cache_dir: str | os.PathLike | None, server_log: str
         log_path.parent.mkdir(parents=True, exist_ok=True)
     with local_server(serve_dir, log_path=log_path) as server:
         spec.update(backend="openai", base_url=server.base_url, model=server.model, cache_scope=serve_scope(serve_dir))
-        yield ChatClient(Endpoint.from_dict(spec), cache_dir=Path(cache_dir) if cache_dir else None)
+        yield ChatClient(Endpoint.from_dict(spec), cache_dir=Path(cache_dir) if cache_dir else None,
+                         served_model=str(Path(serve_dir).resolve()))
 
