@@ -26,9 +26,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
+
+from rpm.llm import ChatClient, Endpoint
 
 
 @dataclass(frozen=True)
@@ -133,3 +135,34 @@ def _tail(log_path, n: int = 20) -> str:
         return ""
     lines = Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines()[-n:]
     return ":\n" + "\n".join(lines) if lines else ""
+
+
+@dataclass
+class ServedClient(ChatClient):
+    """A ChatClient for a local model behind `transformers serve`: the server starts on the first cache miss
+    only, so a re-run whose answers are all cached starts no server. Its cache key (the endpoint's
+    cache_scope) holds no port."""
+    stack: contextlib.ExitStack | None = None
+    model_dir: str = ""
+    server_log: str | os.PathLike | None = None
+    server: Server | None = None
+
+    def _call(self, messages, max_tokens, temperature, seed):
+        if self.server is None:
+            self.server = self.stack.enter_context(local_server(self.model_dir, log_path=self.server_log))
+            self.endpoint = replace(self.endpoint, base_url=self.server.base_url, model=self.server.model)
+        return super()._call(messages, max_tokens, temperature, seed)
+
+
+@contextlib.contextmanager
+def served_client(model_dir: str | os.PathLike, fields: dict, cache_dir: str | os.PathLike | None = None,
+                  server_log: str | os.PathLike | None = None) -> Iterator[ServedClient]:
+    """A client asking `model_dir` served on loopback (started when first needed, stopped on exit); `fields`
+    are the other Endpoint settings (name, temperature, max_tokens, ...)."""
+    model_dir = str(Path(model_dir).resolve())
+    # base_url is a placeholder until the server is up; the cache key uses cache_scope instead.
+    endpoint = Endpoint.from_dict({**fields, "backend": "openai", "model": model_dir, "base_url": "http://127.0.0.1:0/v1",
+                           "cache_scope": serve_scope(model_dir)})
+    with contextlib.ExitStack() as stack:
+        yield ServedClient(endpoint, cache_dir=Path(cache_dir) if cache_dir else None, served_model=model_dir,
+                           stack=stack, model_dir=model_dir, server_log=server_log)

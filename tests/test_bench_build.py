@@ -422,3 +422,30 @@ def test_split_names_the_file_line_and_dialogue_of_bad_input(tmp_path):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and "d.jsonl, line 2, dialogue 'd2': field 'turns'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_served_model_starts_only_on_a_cache_miss(tiny_model_dir, tmp_path):
+    """`--endpoint '{serve: DIR}'`: the step serves DIR on loopback when it first needs an answer; a re-run
+    answered from the cache starts no server at all, and the report names DIR, not the server's view."""
+    from click.testing import CliRunner
+
+    from rpm.cli import main
+    from rpm.io import write_jsonl
+
+    write_jsonl(tmp_path / "hand_characters.jsonl", HAND_CHARACTERS[:1])
+    log = tmp_path / "server.log"
+    args = ["bench", "build", "personas", "--characters", str(tmp_path / "hand_characters.jsonl"), "--persona-seeds",
+            str(PERSONAS), "--max-pairs", "1", "--out", str(tmp_path / "personas.jsonl"), "--report",
+            str(tmp_path / "personas.json"), "--endpoint", json.dumps({"serve": str(tiny_model_dir)}), "--cache-dir",
+            str(tmp_path / "cache"), "--retries", "0", "--max-tokens", "8", "--server-log", str(log)]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    report = json.loads((tmp_path / "personas.json").read_text())
+    assert report["ledger"]["calls"] > 0 and _posts(log) == report["ledger"]["calls"]
+    assert report["ledger"]["model"] == str(Path(tiny_model_dir).resolve())
+    size = log.stat().st_size
+    second = CliRunner().invoke(main, args)
+    assert second.exit_code == 0, second.output
+    again = json.loads((tmp_path / "personas.json").read_text())
+    assert again["ledger"]["calls"] == 0 and again["ledger"]["cached"] == report["ledger"]["calls"]
+    assert log.stat().st_size == size            # no server was started for the cached re-run

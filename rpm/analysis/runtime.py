@@ -3,6 +3,8 @@
 A benchmark file holds one row per repeat (columns s, h:m:s, max_rss, max_vms, ..., cpu_time; max_rss in
 MB); the table has the mean over repeats. The job is the file's path under the directory without .tsv,
 the rule its first component (the workflow names benchmark files benchmarks/<rule>[/<wildcards>].tsv).
+Snakemake samples cpu_time and max_rss (every 1 s for 30 s, then every 30 s): wall time is exact, CPU time
+can miss a job's last 30 s.
 The summary holds the files present when it runs: in the workflow it runs after the metric and judge
 tables, so nearly every job has finished by then.
 """

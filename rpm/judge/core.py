@@ -8,7 +8,7 @@ import hashlib
 import os
 import random
 from collections import defaultdict
-from dataclasses import dataclass, fields as dc_fields, replace
+from dataclasses import dataclass, fields as dc_fields
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -19,7 +19,7 @@ from rpm.bench.subsets import SUBSET_NAMES, subset as subset_info
 from rpm.judge.parsers import PARSERS, Parsed, make_parser, neutral_value
 from rpm.llm import ChatClient, Endpoint
 from rpm.metrics.inputs import align, read_text_rows
-from rpm.serve import serve_scope
+from rpm.serve import served_client
 
 VERDICT_COLUMNS = ["judge", "judge_model", "prompt", "prompt_sha256", "parser", "rpm", "subset", "shift", "sample_ID",
                    "kind", "order", "parsed", "score", "attempts", "raw"]
@@ -166,24 +166,6 @@ def model_outcome(verdict: str, order: str) -> float:
 # ------------------------------------------------------------------ asking
 
 
-@dataclass
-class ServedClient(ChatClient):
-    """A ChatClient for a serve_local judge: the server starts on the first cache miss only, so a re-run whose
-    answers are all cached starts no server. Its cache key (the endpoint's cache_scope) holds no port."""
-    stack: contextlib.ExitStack | None = None
-    model_dir: str = ""
-    server_log: str | os.PathLike | None = None
-    server: object = None
-
-    def _call(self, messages, max_tokens, temperature, seed):
-        if self.server is None:
-            from rpm.serve import local_server
-
-            self.server = self.stack.enter_context(local_server(self.model_dir, log_path=self.server_log))
-            self.endpoint = replace(self.endpoint, base_url=self.server.base_url, model=self.server.model)
-        return super()._call(messages, max_tokens, temperature, seed)
-
-
 @contextlib.contextmanager
 def open_client(judge: JudgeConfig, cache_dir: str | os.PathLike | None,
                 server_log: str | os.PathLike | None = None) -> Iterator[ChatClient]:
@@ -196,11 +178,8 @@ def open_client(judge: JudgeConfig, cache_dir: str | os.PathLike | None,
         yield ChatClient(Endpoint(model=judge.model, base_url=judge.base_url, api_key_env=judge.api_key_env,
                                   **common), cache_dir=cache)
         return
-    model_dir = str(Path(judge.model).resolve())  # the model name `transformers serve` answers to
-    with contextlib.ExitStack() as stack:
-        # base_url is a placeholder until the server is up; the cache key uses cache_scope instead.
-        yield ServedClient(Endpoint(model=model_dir, base_url="http://127.0.0.1:0/v1", cache_scope=serve_scope(model_dir),
-                                    **common), cache_dir=cache, stack=stack, model_dir=model_dir, server_log=server_log)
+    with served_client(judge.model, common, cache, server_log) as client:
+        yield client
 
 
 def ask(client: ChatClient, messages: list, parse, judge: JudgeConfig) -> tuple[Parsed, int, str]:

@@ -190,8 +190,8 @@ def counts_line(summary: dict) -> str:
 def open_client(spec: dict, cache_dir: str | os.PathLike | None, server_log: str | os.PathLike | None = None
                 ) -> Iterator[ChatClient]:
     """A ChatClient for an endpoint spec (rpm.llm.Endpoint fields). With `serve: MODEL_DIR` the model is
-    served by `transformers serve` on a free loopback port for the duration (rpm.serve) and asked over
-    HTTP, like any remote endpoint; its cache identity is the prepared model (rpm.serve.serve_scope),
+    served by `transformers serve` on a free loopback port from the first cache miss (rpm.serve) and asked
+    over HTTP, like any remote endpoint; its cache identity is the prepared model (rpm.serve.serve_scope),
     not the port, so a re-run in a new process still answers from the cache."""
     spec = dict(spec)
     spec.setdefault("name", "bench_build")
@@ -199,13 +199,10 @@ def open_client(spec: dict, cache_dir: str | os.PathLike | None, server_log: str
     if serve_dir is None:
         yield ChatClient(Endpoint.from_dict(spec), cache_dir=Path(cache_dir) if cache_dir else None)
         return
-    from rpm.serve import local_server, serve_scope
+    from rpm.serve import served_client
 
     log_path = Path(server_log) if server_log else None
     if log_path:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-    with local_server(serve_dir, log_path=log_path) as server:
-        spec.update(backend="openai", base_url=server.base_url, model=server.model, cache_scope=serve_scope(serve_dir))
-        yield ChatClient(Endpoint.from_dict(spec), cache_dir=Path(cache_dir) if cache_dir else None,
-                         served_model=str(Path(serve_dir).resolve()))
-
+    with served_client(serve_dir, spec, cache_dir, log_path) as client:
+        yield client
