@@ -449,3 +449,19 @@ def test_a_served_model_starts_only_on_a_cache_miss(tiny_model_dir, tmp_path):
     again = json.loads((tmp_path / "personas.json").read_text())
     assert again["ledger"]["calls"] == 0 and again["ledger"]["cached"] == report["ledger"]["calls"]
     assert log.stat().st_size == size            # no server was started for the cached re-run
+
+
+def test_an_endpoint_that_does_not_answer_is_a_clear_error(tmp_path):
+    from click.testing import CliRunner
+
+    from rpm.cli import main
+    from rpm.serve import free_port
+
+    endpoint = {"backend": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1", "model": "m", "max_retries": 0,
+                "timeout": 2}
+    result = CliRunner().invoke(main, ["bench", "build", "characters", "--persona-seeds", str(PERSONAS), "--max-personas",
+                                       "1", "--out", str(tmp_path / "c.jsonl"), "--report", str(tmp_path / "c.json"),
+                                       "--endpoint", json.dumps(endpoint), "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 1, result.output
+    assert "did not answer: APIConnectionError" in result.output and "re-run the step to resume" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "c.jsonl").exists()

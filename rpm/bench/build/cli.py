@@ -46,6 +46,8 @@ def _endpoint_options(f):
 
 def _run(step_fn, endpoint_spec, server_log, cache_dir, report, retries, retry_temperature, max_tokens, seed, **kw):
     """Open the client, run one step, write its items and report, print the counts."""
+    import openai
+
     from rpm.bench.build.common import AskPolicy, BuildInputError, counts_line, open_client
     from rpm.cli import _parse_mapping
 
@@ -56,6 +58,14 @@ def _run(step_fn, endpoint_spec, server_log, cache_dir, report, retries, retry_t
             summary = step_fn(client, policy, **kw)
     except (BuildInputError, BenchRecordError, FileNotFoundError, ValueError) as e:
         _fail(e)
+    except openai.APIError as e:  # refused, timed out, or 429/5xx after the client's own retries
+        ep = client.endpoint
+        kept = (f"the {client.ledger.calls} answers received are cached in {cache_dir}: re-run the step to resume"
+                if cache_dir else "no --cache-dir was given, so the answers received were not kept")
+        raise click.ClickException(
+            f"{report}: endpoint {ep.name!r} at {ep.base_url} did not answer: {type(e).__name__}: {e} (timeout "
+            f"{ep.timeout:.0f} s, after up to {ep.max_retries} retries). {kept}. A slow local model may need a "
+            "longer `timeout` (seconds) in --endpoint.") from None
     click.echo(counts_line(summary))
 
 

@@ -201,6 +201,9 @@ def open_client(spec: dict, cache_dir: str | os.PathLike | None, server_log: str
         return
     from rpm.serve import served_client
 
+    # A 135M model on 2 CPU cores writes ~10 tokens/s, slower beside other jobs: a long answer can take
+    # minutes, past the client's 120 s default.
+    spec.setdefault("timeout", 600.0)
     log_path = Path(server_log) if server_log else None
     if log_path:
         log_path.parent.mkdir(parents=True, exist_ok=True)
