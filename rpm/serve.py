@@ -85,8 +85,12 @@ def local_server(model_dir: str | os.PathLike, *, host: str = "127.0.0.1", port:
     view = sampling_view(model_dir)
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
-    proc = subprocess.Popen(server_command(view, host, port), stdout=log, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+    try:
+        proc = subprocess.Popen(server_command(view, host, port), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+    except BaseException:
+        shutil.rmtree(view, ignore_errors=True)
+        raise
     try:
         deadline = time.monotonic() + startup_timeout
         while not _healthy(root):
