@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 STAMP := $(VENV)/.installed
 
-.PHONY: install run report test test-deps dryrun-paper lint lock clean
+.PHONY: install run report test test-deps check dryrun-paper lint lock clean
 
 install: $(STAMP)
 
@@ -44,7 +44,14 @@ run: install
 test-deps:
 	bash ci/install-test-deps.sh
 
-test: install test-deps
+# Static checks, part of `make test`: ruff (lint and import order) over the package, tests and scripts;
+# import-linter's contracts (pyproject.toml: the stage layers, no cycles); snakefmt over the workflow.
+check: install
+	$(BIN)/ruff check rpm tests benchmarks ci
+	$(BIN)/lint-imports
+	$(BIN)/snakefmt --check Snakefile workflow
+
+test: install test-deps check
 	$(BIN)/python -m pytest
 
 # Plans the paper-scale DAG without running anything (no network needed).

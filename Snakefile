@@ -23,8 +23,8 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 
 
-# The software every rule runs in with `--sdm apptainer` (config key `container`, validated and
-# defaulted by common.smk above; containers/*.def build the images). Before any rule is defined.
+# The software every rule runs in with `--sdm apptainer` (config key `container`, default in config.yaml,
+# validated by common.smk above; containers/*.def build the images). Before any rule is defined.
 container: config["container"]
 
 
@@ -41,15 +41,8 @@ include: "workflow/rules/sweep.smk"
 include: "workflow/rules/bench_build.smk"
 
 
+# The final outputs, computed from the config by common.smk (final_outputs); every other job is upstream.
 rule all:
-    input:
-        bench_files(),
-        expand("results/models/{model}", model=models_used()),
-        [responses(base, method) for base in config["rpm"]["bases"] for method in config["rpm"]["methods"]],
-        expand(
-            f"{METRICS}/{{table}}.csv",
-            table=["remi", "emi", "perplexity", "divergences", "bound"],
-        ),
-        # Each later stage's .smk appends its final outputs here (judge, analysis, report inputs, audit).
-        FINAL_TARGETS,
     default_target: True
+    input:
+        final_outputs(),

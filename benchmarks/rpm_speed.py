@@ -36,8 +36,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from rpm.bench.synth import SynthConfig, synthesize
-    from rpm.generate import Decoding, generate_texts
-    from rpm.models import load_model, load_tokenizer, prepare
+    from rpm.models.prepare import prepare
+    from rpm.runtime.generate import Decoding, generate_texts
+    from rpm.runtime.load import load_model, load_tokenizer
     from rpm.train.formats import rpm_messages
     from rpm.train.methods import sft_rows
 

@@ -38,8 +38,9 @@ sys.path.insert(0, str(REPO))
 
 from rpm.bench.schema import sample_from_dict  # noqa: E402
 from rpm.metrics.inputs import scored_continuation, scorer_messages  # noqa: E402
-from rpm.metrics.scorer import encode, score_matrix, score_pairs  # noqa: E402
-from rpm.models import load_model, load_tokenizer, prepare  # noqa: E402
+from rpm.models.prepare import prepare  # noqa: E402
+from rpm.runtime.load import load_model, load_tokenizer  # noqa: E402
+from rpm.runtime.scorer import encode, score_matrix, score_pairs  # noqa: E402
 
 RECORDS = REPO / "tests" / "fixtures" / "paper_records.jsonl"
 

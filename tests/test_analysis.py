@@ -15,7 +15,7 @@ from scipy import stats
 from rpm.analysis import bench_stats, bound_tightness, common, cost, judge_agreement, methods, pilot, runtime
 from rpm.analysis.common import AnalysisInputError
 from rpm.analysis.correlation import CORRELATION_COLUMNS, correlate, merge_correlation_files
-from rpm.bench.subsets import OOD_SUBSETS, SUBSET_NAMES
+from rpm.core.names import OOD_SUBSETS, SUBSET_NAMES
 from rpm.metrics.tables import BOUND_COLUMNS, DIVERGENCE_COLUMNS, REMI_COLUMNS, write_csv
 
 FIXTURES = Path(__file__).parent / "fixtures"

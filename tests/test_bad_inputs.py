@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 CORPUS = REPO / "tests/bad_inputs"
@@ -22,7 +21,8 @@ BENCH_CASES = {
     "empty_dialogue.jsonl": "field 'dialogue_context': is empty: a dialogue needs at least one user query",
     "dialogue_ends_on_agent.jsonl": "field 'dialogue_context': the dialogue must end on a user query",
     "empty_golden.jsonl": "line 2, sample 'IDTest-00002', field 'agent_golden_response': is empty",
-    "duplicate_ids.jsonl": "line 2, sample 'IDTest-00001', field 'sample_ID': duplicate sample ID (first seen on line 1)",
+    "duplicate_ids.jsonl": "line 2, sample 'IDTest-00001', field 'sample_ID': duplicate sample ID "
+                           "(first seen on line 1)",
     "path_separator_id.jsonl": "sample '../../etc/passwd', field 'sample_ID': sample ID '../../etc/passwd' is not safe",
     "invalid_utf8.jsonl": "line 2, sample ?: invalid UTF-8 at byte 9 of the line",
     "blank_line.jsonl": "line 2, sample ?: blank line",

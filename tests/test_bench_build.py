@@ -6,26 +6,35 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from rpm.answers import ask_all, extract_json
-from rpm.bench.build.characters import (CharacterSettings, collect_characters, domain_of, parse_candidates,
-                                        parse_kind, parse_refined)
-from rpm.bench.build.common import PACKAGED_SEEDS, AskPolicy, read_context_seeds, read_persona_seeds
-from rpm.bench.build.dialogues import (DialogueSettings, changed_words, collect_dialogues, parse_rounds,
-                                       parse_selection)
-from rpm.bench.build.dialogues import parse_variants as parse_query_variants
-from rpm.bench.build.personas import PersonaSettings, collect_personas, parse_expansion, parse_variants
-from rpm.bench.build.retrieve import LocalFilesRetriever
-from rpm.bench.build.split import SplitSettings, split, target, write_split
 from rpm.bench.load import load_bench
-from rpm.bench.subsets import BENCH_FILES
-from rpm.llm import Endpoint, Ledger
+from rpm.construct.characters import (
+    CharacterSettings,
+    collect_characters,
+    domain_of,
+    parse_candidates,
+    parse_kind,
+    parse_refined,
+)
+from rpm.construct.common import PACKAGED_SEEDS, AskPolicy, read_context_seeds, read_persona_seeds
+from rpm.construct.dialogues import (
+    DialogueSettings,
+    changed_words,
+    collect_dialogues,
+    parse_rounds,
+    parse_selection,
+    parse_variants as parse_query_variants,
+)
+from rpm.construct.personas import PersonaSettings, collect_personas, parse_expansion, parse_variants
+from rpm.construct.retrieve import LocalFilesRetriever
+from rpm.construct.split import SplitSettings, split, target, write_split
+from rpm.core.names import BENCH_FILES
+from rpm.llm.answers import ask_all, extract_json
+from rpm.llm.client import Endpoint, Ledger
 
 PERSONAS = PACKAGED_SEEDS / "personachat.yaml"
 CONTEXTS = [PACKAGED_SEEDS / "personachat.yaml", PACKAGED_SEEDS / "dailydialog.yaml"]
@@ -50,9 +59,12 @@ def test_json_reading_repairs_only_unambiguous_answers(text, want, value, repair
 
 INITIAL_ANSWER = """Based on the persona, here are four characters:
 ```json
-[{ "category": "Literature", "character_name": "Henry David Thoreau", "character_description": "American writer who lived by Walden Pond.", "explanation": "He loves cabins by lakes.", },
- { "category": "Film", "character_name": "Moana", "character_description": "Disney wayfinder.", "explanation": "Loves the water." },
- { "category": "Poetry", "character_name": "Basho", "character_description": "Haiku master.", "explanation": "Travels." },
+[{ "category": "Literature", "character_name": "Henry David Thoreau", \
+"character_description": "American writer who lived by Walden Pond.", "explanation": "He loves cabins by lakes.", },
+ { "category": "Film", "character_name": "Moana", "character_description": "Disney wayfinder.", \
+"explanation": "Loves the water." },
+ { "category": "Poetry", "character_name": "Basho", "character_description": "Haiku master.", \
+"explanation": "Travels." },
  { "category": "Gaming", "character_name": "", "character_description": "?", "explanation": "" }]
 ```"""
 
@@ -112,7 +124,8 @@ def test_local_files_retriever(tmp_path):
 
 VARIANTS = ('{"user_persona_variant1": "Ich paddle gern auf Seen in Brandenburg.", '
             '"user_persona_variant2": "Me encanta remar en los lagos de Asturias.", '
-            '"user_persona_variant3": "我喜欢在杭州西湖划桨板。", "user_persona_variant4": "週末は琵琶湖でパドルボードをします。", '
+            '"user_persona_variant3": "我喜欢在杭州西湖划桨板。", '
+            '"user_persona_variant4": "週末は琵琶湖でパドルボードをします。", '
             '"user_persona_variant5": "주말마다 호수에서 패들보드를 타요."}')
 
 
@@ -142,7 +155,8 @@ def _rounds(n, prefix="r"):
 
 def test_rounds_parse_in_order_and_name_missing_fields():
     turns, repaired, _ = parse_rounds("```json\n" + json.dumps(_rounds(4)) + "\n```", 4)
-    assert repaired and turns[0] == {"user_query": "r user_query 1"} and turns[-1] == {"agent_response": "r agent_response 4"}
+    assert (repaired and turns[0] == {"user_query": "r user_query 1"}
+            and turns[-1] == {"agent_response": "r agent_response 4"})
     eight = _rounds(8)
     del eight["agent_response_8"]
     assert "agent_response_8" in parse_rounds(json.dumps(eight), 8)[2]
@@ -162,7 +176,8 @@ def test_word_level_variants_and_selection():
     assert changed_words(original, cands[1]["user_query_variant"]) == 1
     pick = '{"selected_user_query_variant": "What should I cook for the lake trip?", ' \
            '"selected_golden_agent_response_variant": "Grilled trout, as Thoreau would."}'
-    assert parse_selection(pick, cands)[0] == ("What should I cook for the lake trip?", "Grilled trout, as Thoreau would.")
+    assert parse_selection(pick, cands)[0] == ("What should I cook for the lake trip?",
+                                               "Grilled trout, as Thoreau would.")
     invented = pick.replace("cook", "sing")
     assert parse_selection(invented, cands)[2] == "the selected query is not one of the candidate variants"
 
@@ -272,7 +287,8 @@ def test_whole_pipeline_on_a_scripted_llm_gives_a_complete_benchmark(tmp_path):
     assert {f: len(v) for f, v in loaded.items()} == rep["samples"]
     assert loaded["dial_word"][0].dialogue_context[-1].text == "variant 3"
     assert loaded["dial_word"][0].agent_golden_response == "gold 3"
-    assert loaded["char_gaming"][0].subset_tag == "Gaming" and loaded["char_gaming"][0].agent_character.character_name == "Mario"
+    assert (loaded["char_gaming"][0].subset_tag == "Gaming"
+            and loaded["char_gaming"][0].agent_character.character_name == "Mario")
     assert {s.user_persona[:2] for s in loaded["user_zh"]} == {"我是"}
     assert (tmp_path / "bench/stats.tsv").read_text().splitlines()[0].split("\t") == [
         "file", "split", "shift", "samples", "user_personas", "agent_characters"]
@@ -280,7 +296,7 @@ def test_whole_pipeline_on_a_scripted_llm_gives_a_complete_benchmark(tmp_path):
 
 
 def test_character_seeds_and_the_retriever_join_step1(tmp_path):
-    from rpm.bench.build.common import BuildInputError, CharacterSeed
+    from rpm.construct.common import BuildInputError, CharacterSeed
 
     (tmp_path / "ada_lovelace.txt").write_text("Ada Lovelace wrote the first published algorithm (1843).")
 
@@ -294,7 +310,8 @@ def test_character_seeds_and_the_retriever_join_step1(tmp_path):
     llm = Recording()
     seeds = read_persona_seeds(PERSONAS)[:1]
     ada = CharacterSeed("cs1", "Ada Lovelace", "Literature", "Mathematician.", ("pc01",))
-    chars, reports = collect_characters(seeds, llm, AskPolicy(), CharacterSettings(), LocalFilesRetriever(tmp_path), [ada])
+    chars, reports = collect_characters(seeds, llm, AskPolicy(), CharacterSettings(), LocalFilesRetriever(tmp_path),
+                                        [ada])
     by_name = {c["character_name"]: c for c in chars}
     assert by_name["Ada Lovelace"]["seed_persona_ids"] == ["pc01"]
     assert by_name["Ada Lovelace"]["retrieval"] == {"retriever": "local-files", "retrieved_chars": 56}
@@ -350,19 +367,21 @@ def test_build_end_to_end_through_a_real_server_then_from_cache(tiny_model_dir, 
 
     from rpm.cli import main
     from rpm.io import write_jsonl
-    from rpm.serve import local_server
+    from rpm.llm.serve import local_server
 
     log, out = tmp_path / "server.log", tmp_path / "build"
     write_jsonl(tmp_path / "hand_characters.jsonl", HAND_CHARACTERS)
     with local_server(tiny_model_dir, log_path=log) as server:
         endpoint = json.dumps({"backend": "openai", "base_url": server.base_url, "model": server.model})
-        common = ["--endpoint", endpoint, "--cache-dir", str(tmp_path / "cache"), "--retries", "1", "--max-tokens", "16"]
+        common = ["--endpoint", endpoint, "--cache-dir", str(tmp_path / "cache"), "--retries", "1",
+                  "--max-tokens", "16"]
         steps = [
             ["characters", "--persona-seeds", str(PERSONAS), "--max-personas", "2", "--out", f"{out}/characters.jsonl"],
             ["personas", "--characters", str(tmp_path / "hand_characters.jsonl"), "--persona-seeds", str(PERSONAS),
              "--out", f"{out}/personas.jsonl"],
-            ["dialogues", "--characters", str(tmp_path / "hand_characters.jsonl"), "--personas", f"{out}/personas.jsonl",
-             "--context-seeds", str(CONTEXTS[0]), "--context-seeds", str(CONTEXTS[1]), "--out", f"{out}/dialogues.jsonl"],
+            ["dialogues", "--characters", str(tmp_path / "hand_characters.jsonl"),
+             "--personas", f"{out}/personas.jsonl", "--context-seeds", str(CONTEXTS[0]),
+             "--context-seeds", str(CONTEXTS[1]), "--out", f"{out}/dialogues.jsonl"],
         ]
         split_cmd = ["split", "--characters", str(tmp_path / "hand_characters.jsonl"), "--personas",
                      f"{out}/personas.jsonl", "--dialogues", f"{out}/dialogues.jsonl", "--out", f"{out}/bench",
@@ -370,7 +389,8 @@ def test_build_end_to_end_through_a_real_server_then_from_cache(tiny_model_dir, 
 
         def run_all():
             for step in steps:
-                result = CliRunner().invoke(main, ["bench", "build", *step, *common, "--report", f"{out}/{step[0]}.json"])
+                result = CliRunner().invoke(main, ["bench", "build", *step, *common,
+                                                   "--report", f"{out}/{step[0]}.json"])
                 assert result.exit_code == 0, result.output
             result = CliRunner().invoke(main, ["bench", "build", *split_cmd])
             assert result.exit_code == 0, result.output
@@ -417,8 +437,9 @@ def test_split_names_the_file_line_and_dialogue_of_bad_input(tmp_path):
         {"dialogue_id": "d1", "kind": "id", "persona_id": "p-en", "character_id": "c1",
          "turns": [{"user_query": "hi"}, {"agent_response": "hello"}]},
         {"dialogue_id": "d2", "kind": "id", "persona_id": "p-en", "character_id": "c1", "turns": ["hi", "hello"]}])
-    args = ["bench", "build", "split", "--characters", str(tmp_path / "c.jsonl"), "--personas", str(tmp_path / "p.jsonl"),
-            "--dialogues", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "b"), "--report", str(tmp_path / "r.json")]
+    args = ["bench", "build", "split", "--characters", str(tmp_path / "c.jsonl"),
+            "--personas", str(tmp_path / "p.jsonl"), "--dialogues", str(tmp_path / "d.jsonl"),
+            "--out", str(tmp_path / "b"), "--report", str(tmp_path / "r.json")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and "d.jsonl, line 2, dialogue 'd2': field 'turns'" in result.output
     assert "Traceback" not in result.output
@@ -455,12 +476,13 @@ def test_an_endpoint_that_does_not_answer_is_a_clear_error(tmp_path):
     from click.testing import CliRunner
 
     from rpm.cli import main
-    from rpm.serve import free_port
+    from rpm.llm.serve import free_port
 
     endpoint = {"backend": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1", "model": "m", "max_retries": 0,
                 "timeout": 2}
-    result = CliRunner().invoke(main, ["bench", "build", "characters", "--persona-seeds", str(PERSONAS), "--max-personas",
-                                       "1", "--out", str(tmp_path / "c.jsonl"), "--report", str(tmp_path / "c.json"),
+    result = CliRunner().invoke(main, ["bench", "build", "characters", "--persona-seeds", str(PERSONAS),
+                                       "--max-personas", "1", "--out", str(tmp_path / "c.jsonl"),
+                                       "--report", str(tmp_path / "c.json"),
                                        "--endpoint", json.dumps(endpoint), "--cache-dir", str(tmp_path / "cache")])
     assert result.exit_code == 1, result.output
     assert "did not answer: APIConnectionError" in result.output and "re-run the step to resume" in result.output

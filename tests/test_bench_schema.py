@@ -4,8 +4,8 @@ import copy
 import json
 
 import pytest
-
 from conftest import FIXTURES, write_jsonl
+
 from rpm.bench.load import load_bench, read_authors_json, read_jsonl
 from rpm.bench.schema import BenchRecordError, check_sample_id
 
@@ -26,7 +26,9 @@ def test_paper_records_load_through_the_real_loader(paper_records):
 
 
 def test_table10_as_printed_is_rejected_with_its_position(tmp_path):
-    with pytest.raises(BenchRecordError, match=r"as_printed.json, line 1, sample \?: malformed JSON at column 3745: Expecting ',' delimiter"):
+    with pytest.raises(BenchRecordError,
+                       match=r"as_printed.json, line 1, sample \?: malformed JSON at column 3745: "
+                             r"Expecting ',' delimiter"):
         read_jsonl(FIXTURES / "paper_table10_as_printed.json")
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO
 
 BIN = Path(sys.executable).parent
@@ -270,7 +269,7 @@ def test_config_container_default_names_an_image_built_from_a_def():
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     prop = schema["properties"]["container"]
     assert prop["description"].strip()
-    default = Path(prop["default"])
+    default = Path(yaml.safe_load((REPO / "config.yaml").read_text())["container"])  # defaults: config.yaml
     assert default.suffix == ".sif" and (REPO / default.with_suffix(".def")).is_file()
 
 

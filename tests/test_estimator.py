@@ -7,14 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rpm.bench.load import read_jsonl
 from rpm.bench.schema import Turn
 from rpm.bench.synth import SynthConfig, synth
-from rpm.bench.load import read_jsonl
-from rpm.estimator.formats import (GoldenLeakError, core_features, format_score, length_score, marker,
-                                   reasoning_messages)
+from rpm.estimator.formats import GoldenLeakError, core_features, format_score, length_score, marker, reasoning_messages
 from rpm.estimator.train import coevolve, cold_start
 from rpm.metrics.inputs import scored_continuation, scorer_messages
-from rpm.metrics.scorer import score_pairs
+from rpm.runtime.scorer import score_pairs
 
 SETTINGS = {
     "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
@@ -37,7 +36,8 @@ def work(tmp_path_factory):
     with open(root / "traces.jsonl", "w") as f:
         for s in samples:  # a well-formed trace per sample, as a strong teacher would write it
             r = f"## I. Content Characteristics\n- speaks to {s.user_persona[:40]}"
-            f.write(json.dumps({"sample_ID": s.sample_ID, "trace": r, "thought": f"### Part 1\n{marker()}\n```\n{r}\n```"})
+            f.write(json.dumps({"sample_ID": s.sample_ID, "trace": r,
+                                "thought": f"### Part 1\n{marker()}\n```\n{r}\n```"})
                     + "\n")
     return root
 
@@ -72,7 +72,7 @@ def test_reasoner_reward_parts():
 
 
 def test_cold_start_policy_raises_the_golden_likelihood_given_reasoning(work, tiny_model_dir):
-    from rpm.models import load_model, load_tokenizer
+    from rpm.runtime.load import load_model, load_tokenizer
 
     out = cold_start("policy", base=str(tiny_model_dir), train_file=str(work / "bench/train.jsonl"),
                      traces_file=str(work / "traces.jsonl"), settings=SETTINGS, out=str(work / "policy"),
@@ -115,7 +115,7 @@ def test_coevolution_writes_a_reward_log_per_iteration(work, tiny_model_dir):
             "rewards/reasoner_likelihood/mean"} <= set(log[0])
     assert 0 < log[0]["rewards/reasoner_likelihood/mean"] < 1
     assert {"rewards/policy_format/mean", "rewards/policy_ratio/mean"} <= set(log[1])
-    from rpm.models import load_model
+    from rpm.runtime.load import load_model
 
     for module in ("reasoner", "policy"):
         m = json.loads((Path(out) / module / "rpm_method.json").read_text())
@@ -128,7 +128,7 @@ def test_published_adapters_stand_in_for_the_coevolved_estimator(work, tiny_mode
     from click.testing import CliRunner
 
     from rpm.cli import main
-    from rpm.models import load_model
+    from rpm.runtime.load import load_model
 
     for module in ("reasoner", "policy"):
         if not (work / module / "rpm_method.json").exists():

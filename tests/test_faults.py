@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from safetensors.numpy import load_file
-
 from conftest import REPO
+from safetensors.numpy import load_file
 
 BIN = Path(sys.executable).parent
 SMOKE = REPO / "workflow/configs/smoke.yaml"

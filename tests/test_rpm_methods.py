@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from rpm.bench.load import read_jsonl
 from rpm.bench.synth import SynthConfig, synth
 from rpm.cli import main
-from rpm.metrics.divergence import load_embedder
-from rpm.metrics.scorer import score_pairs
-from rpm.train import trainers
+from rpm.runtime.embed import load_embedder
+from rpm.runtime.load import load_rpm, read_manifest
+from rpm.runtime.scorer import score_pairs
 from rpm.train.formats import parse_generation, response_block, rpm_messages
 from rpm.train.icl import icl_messages, input_texts, neighbours
 from rpm.train.methods import train
@@ -61,19 +61,19 @@ def sft_dir(work, tiny_model_dir):
 
 
 def test_sft_raises_the_likelihood_of_its_training_responses(work, sft_dir, tiny_model_dir):
-    from rpm.models import load_model, load_tokenizer
+    from rpm.runtime.load import load_model, load_tokenizer
 
     samples = read_jsonl(work / "bench/train.jsonl")
     tok = load_tokenizer(tiny_model_dir)
     prompts = [rpm_messages(s) for s in samples]
     targets = [response_block(s.agent_golden_response) for s in samples]
     before = _mean_logprob(load_model(tiny_model_dir), tok, prompts, targets)
-    after = _mean_logprob(trainers.load_rpm(sft_dir)[0], tok, prompts, targets)
+    after = _mean_logprob(load_rpm(sft_dir)[0], tok, prompts, targets)
     assert (after > before).all(), (before, after)
     log = [json.loads(line) for line in (Path(sft_dir) / "train_log.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in log if "loss" in r]
     assert len(losses) == 8 and losses[-1] < losses[0]
-    manifest = trainers.read_manifest(sft_dir)
+    manifest = read_manifest(sft_dir)
     assert manifest["chain"] == [str(Path(sft_dir) / "adapter")] and manifest["steps"] == 8
 
 
@@ -83,7 +83,7 @@ def test_dpo_raises_the_chosen_minus_rejected_margin(work, sft_dir, tiny_model_d
     rejected.write_text("".join(json.dumps({"sample_ID": s.sample_ID, "rejected": "I do not know who you are."}) + "\n"
                                 for s in samples))
     dpo_dir = _train(work, "dpo", tiny_model_dir, parent=str(sft_dir), teacher_file=str(rejected))
-    from rpm.models import load_tokenizer
+    from rpm.runtime.load import load_tokenizer
 
     tok = load_tokenizer(tiny_model_dir)
     prompts = [rpm_messages(s) for s in samples]
@@ -93,8 +93,8 @@ def test_dpo_raises_the_chosen_minus_rejected_margin(work, sft_dir, tiny_model_d
     def margin(model):
         return (score_pairs(model, tok, prompts, chosen).sums - score_pairs(model, tok, prompts, worse).sums).mean()
 
-    assert margin(trainers.load_rpm(dpo_dir)[0]) > margin(trainers.load_rpm(sft_dir)[0])
-    assert trainers.read_manifest(dpo_dir)["chain"][0] == str(Path(sft_dir) / "adapter")
+    assert margin(load_rpm(dpo_dir)[0]) > margin(load_rpm(sft_dir)[0])
+    assert read_manifest(dpo_dir)["chain"][0] == str(Path(sft_dir) / "adapter")
 
 
 def test_grpo_logs_rollout_rewards_every_step(work, sft_dir, tiny_model_dir):
@@ -164,14 +164,14 @@ def test_killed_training_resumes_from_its_last_checkpoint(work, tiny_model_dir, 
     assert not (tmp_path / "m").exists()  # nothing that looks complete
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    resumed = trainers.read_manifest(tmp_path / "m")["resumed_from"]
+    resumed = read_manifest(tmp_path / "m")["resumed_from"]
     assert resumed and Path(resumed).name.startswith("checkpoint-") and int(Path(resumed).name.split("-")[1]) >= 2
     log = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r][-1] == 6
 
 
 def test_vllm_requests_carry_the_paper_decoding():
-    from rpm.generate import Decoding, vllm_sampling_kwargs
+    from rpm.runtime.generate import Decoding, vllm_sampling_kwargs
 
     assert vllm_sampling_kwargs(Decoding()) == {
         "max_tokens": 256, "repetition_penalty": 1.05, "temperature": 0.0, "top_p": 1.0,
@@ -191,8 +191,8 @@ def test_trainer_settings_keep_json_floats_that_yaml_reads_as_strings():
     """The rule passes settings as JSON; YAML 1.1 would read json.dumps(1e-05) == "1e-05" as a string."""
     import json
 
-    from rpm.cli import _parse_mapping
+    from rpm.cli_shared import parse_mapping
 
-    settings = _parse_mapping(json.dumps({"grpo": {"learning_rate": 1e-05}}), "--settings")
+    settings = parse_mapping(json.dumps({"grpo": {"learning_rate": 1e-05}}), "--settings")
     assert settings["grpo"]["learning_rate"] == 1e-05 and isinstance(settings["grpo"]["learning_rate"], float)
-    assert _parse_mapping("{lr: 0.1, a: b}", "--settings") == {"lr": 0.1, "a": "b"}  # YAML still accepted
+    assert parse_mapping("{lr: 0.1, a: b}", "--settings") == {"lr": 0.1, "a": "b"}  # YAML still accepted

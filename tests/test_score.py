@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from conftest import REPO, write_jsonl
+
 from rpm.bench.load import read_jsonl
-from rpm.bench.subsets import SUBSET_NAMES
 from rpm.cli import main
-from rpm.score import CoverageError, ScoreInputError, read_responses, resolve_estimator, subset_name
+from rpm.core.names import SUBSET_NAMES
+from rpm.score.responses import CoverageError, ScoreInputError, read_responses, subset_name
+from rpm.score.run import resolve_estimator
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +112,8 @@ def test_wrong_subset_file_name(tmp_path, bench):
 
 def test_one_file_with_subset_field_accepts_the_authors_names_and_refuses_unknown_ones(tmp_path, bench):
     samples = _bench_samples(bench)
-    authors = {"id_test": "IDTest", "user_de": "german", "char_film": "Film & Television", "dial_turn": "TurnLevelComposition"}
+    authors = {"id_test": "IDTest", "user_de": "german", "char_film": "Film & Television",
+               "dial_turn": "TurnLevelComposition"}
     rows = [{"sample_ID": s.sample_ID, "response": "ok " + s.sample_ID, "subset": authors.get(sub, sub)}
             for sub, ss in samples.items() for s in ss]
     good = write_jsonl(tmp_path / "all.jsonl", rows)
@@ -191,7 +193,8 @@ def test_score_gives_the_dags_own_numbers(smoke_run):
     assert len(mine) == 11 * 3 and mine == dag
     assert {r["rpm"] for r in csv.DictReader(open(out / "remi.csv"))} == {name}
     summary = (out / "summary.md").read_text()
-    assert "## R-EMI per subset" in summary and "cached (results/estimator/tiny/reasoning/corl/id_test.jsonl)" in summary
+    assert ("## R-EMI per subset" in summary
+            and "cached (results/estimator/tiny/reasoning/corl/id_test.jsonl)" in summary)
     assert (out / "remi.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -201,11 +204,12 @@ def test_score_end_to_end_on_the_tiny_model(tmp_path, bench, tiny_model_dir):
     with a repository id), whose reasoner computes r."""
     from peft import LoraConfig, get_peft_model
 
-    from rpm.models import load_model
+    from rpm.runtime.load import load_model
 
     repo = tmp_path / "published"
     for sub in ("r", "p"):
-        get_peft_model(load_model(tiny_model_dir), LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(repo / sub)
+        get_peft_model(load_model(tiny_model_dir),
+                       LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(repo / sub)
     samples = _bench_samples(bench, ("id_test", "user_zh"))
     rows = [{"sample_ID": s.sample_ID, "subset": sub, "response": "Indeed. " + s.agent_golden_response[:60]}
             for sub, ss in samples.items() for s in ss]

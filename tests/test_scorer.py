@@ -7,15 +7,23 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import write_jsonl
+
 from rpm.bench.synth import SynthConfig, synth
 from rpm.cli import main
-from rpm.metrics import inputs, vllm_backend
+from rpm.metrics import inputs
 from rpm.metrics.matrices import load
-from rpm.metrics.scorer import (OverlongError, ScoringError, encode, render_prompt, score_matrix,
-                                score_matrix_sets, score_pairs)
-from rpm.models import load_model, load_tokenizer
+from rpm.runtime import vllm_scorer
+from rpm.runtime.load import load_model, load_tokenizer
+from rpm.runtime.scorer import (
+    OverlongError,
+    ScoringError,
+    encode,
+    render_prompt,
+    score_matrix,
+    score_matrix_sets,
+    score_pairs,
+)
 
 TOL = 1e-4   # per-token log-prob agreement required between the two modes (issue 5)
 
@@ -141,7 +149,7 @@ def _fake_output(req, lp_of, *, drop_position=None):
 def test_vllm_requests_are_grouped_by_prompt_and_parsed_back_into_the_matrix():
     prompts = [[1, 2, 3], [4, 5]]
     conts = [[7, 8], [9]]
-    reqs = vllm_backend.build_requests(prompts, conts)
+    reqs = vllm_scorer.build_requests(prompts, conts)
     assert [(r.i, r.j) for r in reqs] == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert reqs[1].token_ids == [1, 2, 3, 9] and reqs[1].n_prompt == 3
     assert reqs[2].token_ids == [4, 5, 7, 8] and reqs[2].n_prompt == 2
@@ -150,24 +158,24 @@ def test_vllm_requests_are_grouped_by_prompt_and_parsed_back_into_the_matrix():
         return -0.1 * req.token_ids[t] - req.i
 
     outputs = [_fake_output(r, lp_of) for r in reqs]
-    values = vllm_backend.parse_outputs(reqs, outputs)
+    values = vllm_scorer.parse_outputs(reqs, outputs)
     assert np.allclose(values[2], [-0.7 - 1, -0.8 - 1]) and values[2].dtype == np.float32
-    m = vllm_backend.assemble(reqs, values, 2, ["a", "b"])
+    m = vllm_scorer.assemble(reqs, values, 2, ["a", "b"])
     assert np.allclose(m.lp, [[-1.5, -0.9], [-1.5 - 2, -0.9 - 1]]) and (m.ntok == [[2, 1], [2, 1]]).all()
 
 
 def test_vllm_parsing_refuses_missing_or_mismatched_outputs():
-    reqs = vllm_backend.build_requests([[1, 2]], [[3, 4]])
+    reqs = vllm_scorer.build_requests([[1, 2]], [[3, 4]])
     with pytest.raises(ScoringError, match="no log-prob for token 4 at position 3"):
-        vllm_backend.parse_outputs(reqs, [_fake_output(reqs[0], lambda r, t: -1.0, drop_position=3)])
+        vllm_scorer.parse_outputs(reqs, [_fake_output(reqs[0], lambda r, t: -1.0, drop_position=3)])
     wrong = _fake_output(reqs[0], lambda r, t: -1.0)
     wrong.prompt_token_ids = [1, 2, 3, 5]
     with pytest.raises(ScoringError, match="belongs to another request"):
-        vllm_backend.parse_outputs(reqs, [wrong])
+        vllm_scorer.parse_outputs(reqs, [wrong])
     with pytest.raises(ScoringError, match="was prompt_logprobs requested"):
-        vllm_backend.parse_outputs(reqs, [SimpleNamespace(prompt_token_ids=[1, 2, 3, 4], prompt_logprobs=None)])
+        vllm_scorer.parse_outputs(reqs, [SimpleNamespace(prompt_token_ids=[1, 2, 3, 4], prompt_logprobs=None)])
     with pytest.raises(ScoringError, match="did not cover every pair"):
-        vllm_backend.assemble(reqs, [np.array([-1.0, -1.0], dtype=np.float32)], 2, ["a", "b"])
+        vllm_scorer.assemble(reqs, [np.array([-1.0, -1.0], dtype=np.float32)], 2, ["a", "b"])
 
 
 # ------------------------------------------------------------------ rpm logprobs
@@ -203,7 +211,8 @@ def test_rpm_logprobs_writes_matrices_and_reuses_golden(tmp_path, tiny_model_dir
     g, both, fresh = load(tmp_path / "golden.npz"), load(tmp_path / "both.npz"), load(tmp_path / "fresh.npz")
     assert g.model is None and both.model is not None and both.n == 3
     assert np.array_equal(both.golden.lp, g.golden.lp)
-    assert np.allclose(fresh.golden.lp, g.golden.lp, atol=1e-4) and np.allclose(fresh.model.lp, both.model.lp, atol=1e-4)
+    assert (np.allclose(fresh.golden.lp, g.golden.lp, atol=1e-4)
+            and np.allclose(fresh.model.lp, both.model.lp, atol=1e-4))
     assert both.meta["rpm"] == "tiny/rev" and both.meta["reasoning"] and both.meta["prompt"] == "policy_rollout"
     assert both.golden.ent.shape == (3,) and (both.model.ent > 0).all()
     assert json.loads((tmp_path / "rep.json").read_text())["dropped"] == []
@@ -224,7 +233,8 @@ def test_rpm_logprobs_drop_policy_writes_report(tmp_path, tiny_model_dir, bench_
 
     samples = read_jsonl(bench)
     lens = [len(tok(render_prompt(tok, inputs.scorer_messages(s)), add_special_tokens=False)["input_ids"])
-            + len(tok(inputs.scored_continuation(s.agent_golden_response, False), add_special_tokens=False)["input_ids"])
+            + len(tok(inputs.scored_continuation(s.agent_golden_response, False),
+                      add_special_tokens=False)["input_ids"])
             for s in samples]
     longest = int(np.argmax(lens))
     limit = sorted(lens)[-1] - 1
@@ -243,8 +253,10 @@ def test_rpm_logprobs_drop_policy_writes_report(tmp_path, tiny_model_dir, bench_
 
 @pytest.mark.parametrize("mutate,message", [
     (lambda rows: rows[:-1], "no row for benchmark sample"),
-    (lambda rows: rows + [{"sample_ID": "NOT-IN-BENCH", "response": "hi"}], "line 4, sample 'NOT-IN-BENCH': sample ID is not in"),
-    (lambda rows: [rows[0], {**rows[1], "response": "  "}, rows[2]], "line 2, sample '.*': field \"response\" is empty"),
+    (lambda rows: rows + [{"sample_ID": "NOT-IN-BENCH", "response": "hi"}],
+     "line 4, sample 'NOT-IN-BENCH': sample ID is not in"),
+    (lambda rows: [rows[0], {**rows[1], "response": "  "}, rows[2]],
+     "line 2, sample '.*': field \"response\" is empty"),
     (lambda rows: [rows[0], {"sample_ID": rows[1]["sample_ID"]}, rows[2]], 'line 2, sample .*missing field "response"'),
     (lambda rows: [rows[0], rows[0], rows[2]], "line 2, .*duplicate sample ID"),
 ])

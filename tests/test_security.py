@@ -4,10 +4,11 @@ import json
 import re
 
 import pytest
-
 from conftest import REPO
+
 from rpm.bench.schema import check_sample_id
-from rpm.models.prepare import ModelSpecError, load_chain, load_model, prepare
+from rpm.models.prepare import ModelSpecError, prepare
+from rpm.runtime.load import ModelFileError, load_chain, load_model
 
 SOURCES = [p for d in ("rpm", "workflow", "containers") for p in (REPO / d).rglob("*")
            if p.is_file() and p.suffix in (".py", ".smk", ".yaml", ".def", ".sh")] + [REPO / "Snakefile"]
@@ -34,7 +35,7 @@ def test_pickled_weights_are_refused(tmp_path, tiny_model_dir):
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
     (adapter / "adapter_model.bin").write_bytes(b"not loaded")
-    with pytest.raises(ModelSpecError, match="pickled adapters are never loaded"):
+    with pytest.raises(ModelFileError, match="pickled adapters are never loaded"):
         load_chain(tiny_model_dir, [str(adapter)])
 
 

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO
+
 from rpm.bench.load import load_bench
-from rpm.bench.subsets import BENCH_FILES
+from rpm.core.names import BENCH_FILES
 
 pytestmark = pytest.mark.slurm
 

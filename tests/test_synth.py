@@ -8,9 +8,10 @@ import yaml
 from click.testing import CliRunner
 
 from rpm.bench.load import load_bench
-from rpm.bench.subsets import BENCH_FILES, subset
+from rpm.bench.subsets import subset
 from rpm.bench.synth import DOMAINS, LANGUAGES, SeedError, SynthConfig, load_seeds, synth, synthesize
 from rpm.cli import main
+from rpm.core.names import BENCH_FILES
 
 SEEDS = load_seeds()
 EN = {p.texts["en"]: p for p in SEEDS.personas}

@@ -6,8 +6,8 @@ import pytest
 
 from rpm import prompts
 from rpm.bench.synth import SynthConfig, synthesize
-from rpm.llm import ChatClient, Endpoint, request_key
-from rpm.teacher import TeacherPolicy, augment, core_features, extract_json_object, reject, trace
+from rpm.llm.client import ChatClient, Endpoint, request_key
+from rpm.teacher.tasks import TeacherPolicy, augment, core_features, extract_json_object, reject, trace
 
 
 @pytest.mark.parametrize("text,obj,repaired", [

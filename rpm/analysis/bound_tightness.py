@@ -13,8 +13,16 @@ import math
 
 import numpy as np
 
-from rpm.analysis.common import (SHIFT_TITLES, AnalysisInputError, Points, join_points, new_figure, numbers, only,
-                                 read_table)
+from rpm.analysis.common import (
+    SHIFT_TITLES,
+    AnalysisInputError,
+    Points,
+    join_points,
+    new_figure,
+    numbers,
+    only,
+    read_table,
+)
 from rpm.analysis.correlation import correlate, correlate_points, correlation_row
 from rpm.analysis.plots import scatter_with_fit
 from rpm.metrics.tables import BOUND_COLUMNS
@@ -126,7 +134,9 @@ def table13(df, size: str, *, column: str = "bound", n_boot: int = 1000, seed: i
     v = np.array([r["pearson_r"] for r in rows], dtype=float)
     err = np.array([[r["pearson_r"] - r["pearson_ci_low"], r["pearson_ci_high"] - r["pearson_r"]] for r in rows],
                    dtype=float).T.reshape(2, -1)
-    ax.bar(np.arange(len(rows)), np.nan_to_num(v), yerr=np.nan_to_num(err), capsize=4,
+    # A percentile interval need not contain the point estimate (few points, few resamples): an error bar
+    # cannot be negative, so such a side is drawn at zero length (the CSV keeps the interval as computed).
+    ax.bar(np.arange(len(rows)), np.nan_to_num(v), yerr=np.clip(np.nan_to_num(err), 0, None), capsize=4,
            color=["tab:blue", "tab:orange", "tab:green", "0.5"][:len(rows)])
     for k, r in enumerate(rows):
         ax.text(k, 0, f"p={r['pearson_p']:.3g}\nn={r['n']}", ha="center", va="bottom", fontsize=7)

@@ -5,27 +5,30 @@ correlations.csv (merged by `rpm analyze correlations`)."""
 from __future__ import annotations
 
 import click
+import numpy as np
 
-from rpm.bench.subsets import SUBSET_NAMES
-
-# The analysis modules (pandas, scipy, matplotlib) are imported inside each verb: registering this group on
-# `rpm` must not slow down every other verb.
-
-
-def _fail(err: Exception) -> None:
-    from rpm.cli import _fail as fail
-
-    fail(err)
-
-
-def _run(fn):
-    """Run an analysis; user-fixable input errors become one clear line."""
-    from rpm.analysis.common import AnalysisInputError
-
-    try:
-        return fn()
-    except (AnalysisInputError, FileNotFoundError, ValueError) as e:
-        _fail(e)
+from rpm.analysis import bound_tightness, judge_agreement, pilot
+from rpm.analysis.bench_stats import TABLE2_COLUMNS, table2, table2_figure
+from rpm.analysis.bound_tightness import (
+    FIG5A_COLUMNS,
+    TABLE13_COLUMNS,
+    fig5a,
+    fig5b,
+    read_bound,
+    table13,
+)
+from rpm.analysis.common import save_figure, shift_name
+from rpm.analysis.correlation import CORRELATION_COLUMNS, merge_correlation_files
+from rpm.analysis.cost import TABLE14_COLUMNS, table14, table14_figure
+from rpm.analysis.divergence_terms import TABLE12_COLUMNS, default_rpm, table12, table12_figure
+from rpm.analysis.judge_agreement import fig4, fig4_points
+from rpm.analysis.methods import FIG7_COLUMNS, fig6, fig7, fig7_rows, table20, table20_columns, table20_figure
+from rpm.analysis.pilot import fig2, pilot_points
+from rpm.analysis.runtime import RUNTIME_COLUMNS, runtime_figure, runtime_table
+from rpm.analysis.sweep import parse_runs, write_sweep
+from rpm.cli_shared import CONTEXT_SETTINGS, RpmGroup
+from rpm.core.names import SUBSET_NAMES
+from rpm.metrics.tables import write_csv
 
 
 def _figures(f):
@@ -66,10 +69,6 @@ def _id_subset(f):
 
 
 def _write(path, rows, columns):
-    import numpy as np
-
-    from rpm.metrics.tables import write_csv
-
     # numpy scalars as plain Python numbers, so the CSV holds 0.5, not np.float64(0.5).
     write_csv(path, [{k: v.item() if isinstance(v, np.generic) else v for k, v in r.items()} for r in rows], columns)
 
@@ -80,7 +79,7 @@ def _bound_column(f):
                         help="Which bound of bound.csv: Theorem 3.4's, or the EMID release's scale-adjusted one.")(f)
 
 
-@click.group("analyze")
+@click.group("analyze", cls=RpmGroup, context_settings=CONTEXT_SETTINGS)
 def analyze():
     """The paper's figures and tables from the metric, judge and benchmark files."""
 
@@ -90,9 +89,7 @@ def analyze():
 @_out("Output correlations.csv: the rows of every given per-figure correlation file.")
 def correlations_cmd(files, out):
     """Merge the per-figure correlation CSVs (fig2, fig4, fig5a, table13) into one correlations.csv."""
-    from rpm.analysis.correlation import CORRELATION_COLUMNS, merge_correlation_files
-
-    rows = _run(lambda: merge_correlation_files(files))
+    rows = (merge_correlation_files(files))
     _write(out, rows, CORRELATION_COLUMNS)
     click.echo(f"wrote {len(rows)} correlation rows to {out}")
 
@@ -111,18 +108,14 @@ def correlations_cmd(files, out):
 def fig2_cmd(scores, divergences, method, embedder, judge, id_subset, out, correlations, figures, n_boot,
              confidence, seed):
     """Figure 2 (pilot study): WinRate of the SFT RPMs against D_JS(P_X||Q_X) per OOD subset."""
-    from rpm.analysis.common import save_figure
-    from rpm.analysis.correlation import CORRELATION_COLUMNS
-    from rpm.analysis.pilot import POINT_COLUMNS, fig2, pilot_points
-
     def go():
         pts = pilot_points(scores, divergences, method=method, judge=judge, id_subset=id_subset, embedder=embedder)
         return pts, fig2(pts, n_boot=n_boot, seed=seed, confidence=confidence)
 
-    pts, (rows, corr, fig) = _run(go)
-    _write(out, rows, POINT_COLUMNS)
+    pts, (rows, corr, fig) = go()
+    _write(out, rows, pilot.POINT_COLUMNS)
     _write(correlations, corr, CORRELATION_COLUMNS)
-    _run(lambda: save_figure(fig, figures))
+    (save_figure(fig, figures))
     click.echo(f"wrote {out} ({len(rows)} points, {pts.n_excluded} excluded), {correlations}, {', '.join(figures)}")
 
 
@@ -141,19 +134,15 @@ def fig2_cmd(scores, divergences, method, embedder, judge, id_subset, out, corre
 def fig4_cmd(remi_csv, emi_csv, scores, remi_estimator, emi_estimator, judge, id_subset, out, correlations, figures,
              n_boot, confidence, seed):
     """Figure 4 a-d: EMI / R-EMI vs WinRate and EMID / R-EMID vs WinRate difference (ID - OOD)."""
-    from rpm.analysis.common import save_figure
-    from rpm.analysis.correlation import CORRELATION_COLUMNS
-    from rpm.analysis.judge_agreement import POINT_COLUMNS, fig4, fig4_points
-
     def go():
         pts = fig4_points(remi_csv, emi_csv, scores, judge=judge, remi_estimator=remi_estimator,
                           emi_estimator=emi_estimator, id_subset=id_subset)
         return pts, fig4(pts, n_boot=n_boot, seed=seed, confidence=confidence)
 
-    pts, (rows, corr, fig) = _run(go)
-    _write(out, rows, POINT_COLUMNS)
+    pts, (rows, corr, fig) = go()
+    _write(out, rows, judge_agreement.POINT_COLUMNS)
     _write(correlations, corr, CORRELATION_COLUMNS)
-    _run(lambda: save_figure(fig, figures))
+    (save_figure(fig, figures))
     excluded = ", ".join(f"{p}: {v.n_excluded}" for p, v in pts.items())
     click.echo(f"wrote {out} (excluded points {excluded}), {correlations}, {', '.join(figures)}")
 
@@ -172,15 +161,11 @@ def _bound_options(f):
 @_boot
 def fig5a_cmd(bound_csv, estimator, column, out, correlations, figures, n_boot, confidence, seed):
     """Figure 5a: correlation of the bound with R-EMID as the samples used for the bound grow."""
-    from rpm.analysis.bound_tightness import FIG5A_COLUMNS, fig5a, read_bound
-    from rpm.analysis.common import save_figure
-    from rpm.analysis.correlation import CORRELATION_COLUMNS
-
-    rows, corr, fig = _run(lambda: fig5a(read_bound(bound_csv, estimator), column=column, n_boot=n_boot, seed=seed,
+    rows, corr, fig = (fig5a(read_bound(bound_csv, estimator), column=column, n_boot=n_boot, seed=seed,
                                          confidence=confidence))
     _write(out, rows, FIG5A_COLUMNS)
     _write(correlations, corr, CORRELATION_COLUMNS)
-    _run(lambda: save_figure(fig, figures))
+    (save_figure(fig, figures))
     click.echo(f"wrote {out} (sizes {[r['size'] for r in rows]}), {correlations}, {', '.join(figures)}")
 
 
@@ -193,13 +178,10 @@ def fig5a_cmd(bound_csv, estimator, column, out, correlations, figures, n_boot, 
 def fig5b_cmd(bound_csv, estimator, column, size, out, figures, n_boot, confidence, seed):
     """Figure 5b: scatter of the bound against R-EMID at one sample count (its correlation is the
     fig5a row of that size)."""
-    from rpm.analysis.bound_tightness import POINT_COLUMNS, fig5b, read_bound
-    from rpm.analysis.common import save_figure
-
-    rows, c, fig = _run(lambda: fig5b(read_bound(bound_csv, estimator), size, column=column, n_boot=n_boot,
+    rows, c, fig = (fig5b(read_bound(bound_csv, estimator), size, column=column, n_boot=n_boot,
                                       seed=seed, confidence=confidence))
-    _write(out, rows, POINT_COLUMNS)
-    _run(lambda: save_figure(fig, figures))
+    _write(out, rows, bound_tightness.POINT_COLUMNS)
+    (save_figure(fig, figures))
     click.echo(f"wrote {out} ({c.n} points, Pearson r = {c.pearson_r:.3f}), {', '.join(figures)}")
 
 
@@ -212,15 +194,11 @@ def fig5b_cmd(bound_csv, estimator, column, size, out, figures, n_boot, confiden
 @_boot
 def table13_cmd(bound_csv, estimator, column, size, out, correlations, figures, n_boot, confidence, seed):
     """Table 13: correlation of the bound with R-EMID per shift type."""
-    from rpm.analysis.bound_tightness import TABLE13_COLUMNS, read_bound, table13
-    from rpm.analysis.common import save_figure
-    from rpm.analysis.correlation import CORRELATION_COLUMNS
-
-    rows, corr, fig = _run(lambda: table13(read_bound(bound_csv, estimator), size, column=column, n_boot=n_boot,
+    rows, corr, fig = (table13(read_bound(bound_csv, estimator), size, column=column, n_boot=n_boot,
                                            seed=seed, confidence=confidence))
     _write(out, rows, TABLE13_COLUMNS)
     _write(correlations, corr, CORRELATION_COLUMNS)
-    _run(lambda: save_figure(fig, figures))
+    (save_figure(fig, figures))
     click.echo(f"wrote {out} ({len(rows)} shift types), {correlations}, {', '.join(figures)}")
 
 
@@ -231,12 +209,9 @@ def table13_cmd(bound_csv, estimator, column, size, out, correlations, figures, 
 @_figures
 def table20_cmd(remi_csv, estimator, out, figures):
     """Table 20: R-EMI per method (rows) and subset (columns) with Avg."""
-    from rpm.analysis.common import save_figure
-    from rpm.analysis.methods import table20, table20_columns, table20_figure
-
-    rows = _run(lambda: table20(remi_csv, estimator=estimator))
+    rows = (table20(remi_csv, estimator=estimator))
     _write(out, rows, table20_columns())
-    _run(lambda: save_figure(table20_figure(rows), figures))
+    (save_figure(table20_figure(rows), figures))
     click.echo(f"wrote {out} ({len(rows)} RPMs), {', '.join(figures)}")
 
 
@@ -247,14 +222,11 @@ def table20_cmd(remi_csv, estimator, out, figures):
 @_figures
 def fig6_cmd(remi_csv, estimator, out, figures):
     """Figure 6: R-EMI per method and subset, one panel per base model."""
-    from rpm.analysis.common import save_figure, shift_name
-    from rpm.analysis.methods import fig6, table20
-
-    rows = _run(lambda: table20(remi_csv, estimator=estimator))
+    rows = (table20(remi_csv, estimator=estimator))
     long = [{"base": r["base"], "method": r["method"], "subset": s, "shift": shift_name(s), "r_emi": r[s]}
             for r in rows for s in SUBSET_NAMES]
     _write(out, long, ["base", "method", "subset", "shift", "r_emi"])
-    _run(lambda: save_figure(fig6(rows), figures))
+    (save_figure(fig6(rows), figures))
     click.echo(f"wrote {out} ({len(long)} bars), {', '.join(figures)}")
 
 
@@ -264,12 +236,9 @@ def fig6_cmd(remi_csv, estimator, out, figures):
 @_figures
 def fig7_cmd(bound_csv, estimator, column, out, figures):
     """Figure 7: the R-EMID upper bound (maximum performance-drop risk) per method and shift."""
-    from rpm.analysis.common import save_figure
-    from rpm.analysis.methods import FIG7_COLUMNS, fig7, fig7_rows
-
-    rows = _run(lambda: fig7_rows(bound_csv, estimator=estimator, column=column))
+    rows = (fig7_rows(bound_csv, estimator=estimator, column=column))
     _write(out, rows, FIG7_COLUMNS)
-    _run(lambda: save_figure(fig7(rows), figures))
+    (save_figure(fig7(rows), figures))
     click.echo(f"wrote {out} ({len(rows)} bars), {', '.join(figures)}")
 
 
@@ -282,13 +251,10 @@ def fig7_cmd(bound_csv, estimator, column, out, figures):
 @_figures
 def table12_cmd(bound_csv, estimator, rpm_name, out, figures):
     """Table 12: divergence terms and the R-EMID upper bound per shift."""
-    from rpm.analysis.common import save_figure
-    from rpm.analysis.divergence_terms import TABLE12_COLUMNS, default_rpm, table12, table12_figure
-
-    rows = _run(lambda: table12(bound_csv, estimator=estimator))
+    rows = (table12(bound_csv, estimator=estimator))
     _write(out, rows, TABLE12_COLUMNS)
     chosen = rpm_name or default_rpm(rows)
-    _run(lambda: save_figure(table12_figure(rows, chosen), figures))
+    (save_figure(table12_figure(rows, chosen), figures))
     click.echo(f"wrote {out} ({len(rows)} rows; figure of {chosen}), {', '.join(figures)}")
 
 
@@ -307,13 +273,10 @@ def table12_cmd(bound_csv, estimator, rpm_name, out, figures):
 @_figures
 def table14_cmd(remid_benchmarks, judge_benchmarks, ledger, remi_csv, scores, judge, estimator, out, figures):
     """Table 14: measured time and cost of R-EMID against the LLM judge."""
-    from rpm.analysis.common import save_figure
-    from rpm.analysis.cost import TABLE14_COLUMNS, table14, table14_figure
-
-    rows = _run(lambda: table14(remid_benchmarks, judge_benchmarks, ledger, remi_csv, scores, judge=judge,
+    rows = (table14(remid_benchmarks, judge_benchmarks, ledger, remi_csv, scores, judge=judge,
                                 estimator=estimator))
     _write(out, rows, TABLE14_COLUMNS)
-    _run(lambda: save_figure(table14_figure(rows), figures))
+    (save_figure(table14_figure(rows), figures))
     click.echo(f"wrote {out}, {', '.join(figures)}")
 
 
@@ -323,12 +286,9 @@ def table14_cmd(remid_benchmarks, judge_benchmarks, ledger, remi_csv, scores, ju
 @_figures
 def table2_cmd(bench_files, out, figures):
     """Table 2: statistics of the benchmark splits, from the benchmark files (train.jsonl and the subsets)."""
-    from rpm.analysis.bench_stats import TABLE2_COLUMNS, table2, table2_figure
-    from rpm.analysis.common import save_figure
-
-    rows = _run(lambda: table2(bench_files))
+    rows = (table2(bench_files))
     _write(out, rows, TABLE2_COLUMNS)
-    _run(lambda: save_figure(table2_figure(rows), figures))
+    (save_figure(table2_figure(rows), figures))
     click.echo(f"wrote {out} ({len(rows)} splits), {', '.join(figures)}")
 
 
@@ -339,12 +299,9 @@ def table2_cmd(bench_files, out, figures):
 @_figures
 def runtime_cmd(benchmarks_dir, out, figures):
     """Per-job run time and peak memory from the benchmark files present now."""
-    from rpm.analysis.common import save_figure
-    from rpm.analysis.runtime import RUNTIME_COLUMNS, runtime_figure, runtime_table
-
-    rows = _run(lambda: runtime_table(benchmarks_dir))
+    rows = (runtime_table(benchmarks_dir))
     _write(out, rows, RUNTIME_COLUMNS)
-    _run(lambda: save_figure(runtime_figure(rows), figures))
+    (save_figure(runtime_figure(rows), figures))
     click.echo(f"wrote {out} ({len(rows)} jobs), {', '.join(figures)}")
 
 
@@ -356,7 +313,5 @@ def runtime_cmd(benchmarks_dir, out, figures):
 def sweep_cmd(runs, out_dir):
     """Controlled-shift validation: divergence, bound and R-EMID against the known severity of each shift
     type, with Spearman's rho per shift type (beyond the paper)."""
-    from rpm.analysis.sweep import parse_runs, write_sweep
-
-    rows, spearman = _run(lambda: write_sweep(parse_runs(runs), out_dir))
+    rows, spearman = (write_sweep(parse_runs(runs), out_dir))
     click.echo(f"wrote {out_dir}/sweep.csv ({len(rows)} rows), sweep_spearman.csv ({len(spearman)} rows), sweep.png")

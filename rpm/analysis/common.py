@@ -17,7 +17,11 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from rpm.bench.subsets import SUBSET_NAMES, subset as subset_info
+from rpm.bench.subsets import subset as subset_info
+from rpm.core.errors import RpmInputError
+from rpm.core.names import SUBSET_NAMES
+from rpm.io import atomic_path
+from rpm.metrics.tables import REMI_COLUMNS
 
 SCORES_COLUMNS = ["rpm", "subset", "shift", "judge", "winrate", "pointscore", "n_samples", "n_verdicts", "n_unparsed"]
 LEDGER_COLUMNS = ["judge", "model", "calls", "cached", "prompt_tokens", "completion_tokens", "seconds"]
@@ -26,9 +30,8 @@ SHIFT_TITLES = {"id": "ID", "user": "User shift", "character": "Character shift"
                 "dialogue": "Dialogue compositional shift"}
 
 
-class AnalysisInputError(ValueError):
+class AnalysisInputError(RpmInputError):
     """An input table is missing, empty, lacks a column, or holds a bad value."""
-
 
 # ------------------------------------------------------------------ reading tables
 
@@ -97,8 +100,6 @@ def keyed(df: pd.DataFrame, keys: Sequence[str], column: str) -> dict[tuple, flo
 
 def metric_values(path: str | os.PathLike, quantity: str, estimator: str | None = None) -> dict[tuple[str, str], float]:
     """{(rpm, subset): value} of one quantity (R-EMI, R-EMID, EMI, EMID, ...) of remi.csv / emi.csv."""
-    from rpm.metrics.tables import REMI_COLUMNS
-
     df = read_table(path, REMI_COLUMNS)
     df = only(df, "estimator", estimator, "estimator")
     df = only(df, "quantity", quantity, "quantity")
@@ -222,8 +223,6 @@ def new_figure(*args, **kwargs):
 def save_figure(fig, paths: Iterable[str | os.PathLike]) -> None:
     """Write the figure to each path (format from its suffix: .png, .pdf, .svg), atomically."""
     import matplotlib.pyplot as plt
-
-    from rpm.io import atomic_path
 
     paths = list(paths)
     if not paths:

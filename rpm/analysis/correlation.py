@@ -14,6 +14,8 @@ import numpy as np
 from scipy import stats
 
 from rpm.analysis.common import AnalysisInputError, read_table
+from rpm.core.errors import RpmInputError
+from rpm.metrics.tables import SHIFT_ORDER
 
 CORRELATION_COLUMNS = ["figure", "x", "y", "scope", "n", "pearson_r", "pearson_p", "pearson_ci_low", "pearson_ci_high",
                        "spearman_rho", "spearman_p", "spearman_ci_low", "spearman_ci_high"]
@@ -62,9 +64,9 @@ def correlate(x, y, *, n_boot: int = 1000, confidence: float = 0.95, seed: int =
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(f"x and y must be 1-D and of one length, got {x.shape} and {y.shape}")
+        raise RpmInputError(f"x and y must be 1-D and of one length, got {x.shape} and {y.shape}")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("correlate: NaN or infinite values; exclude (and count) them before correlating")
+        raise RpmInputError("correlate: NaN or infinite values; exclude (and count) them before correlating")
     n = int(x.size)
     nan = math.nan
     if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
@@ -84,7 +86,7 @@ def correlate(x, y, *, n_boot: int = 1000, confidence: float = 0.95, seed: int =
 
 def correlation_row(figure: str, x_name: str, y_name: str, scope: str, c: Correlation) -> dict:
     if figure not in FIGURES:
-        raise ValueError(f"unknown figure {figure!r}; one of {FIGURES}")
+        raise RpmInputError(f"unknown figure {figure!r}; one of {FIGURES}")
     return {"figure": figure, "x": x_name, "y": y_name, "scope": scope, **asdict(c)}
 
 
@@ -104,7 +106,6 @@ def correlate_points(figure: str, points, *, n_boot: int, seed: int, confidence:
                      by_shift: bool = True) -> tuple[Correlation, list[dict]]:
     """The correlation over all included points (scope "all") and, with by_shift, per shift type;
     returns the overall correlation and the correlations.csv rows."""
-    from rpm.metrics.tables import SHIFT_ORDER
 
     x, y = points.arrays()
     overall = correlate(x, y, n_boot=n_boot, confidence=confidence, seed=seed)

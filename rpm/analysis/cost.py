@@ -13,9 +13,17 @@ import math
 
 import numpy as np
 
-from rpm.analysis.common import (LEDGER_COLUMNS, SCORES_COLUMNS, AnalysisInputError, new_figure, numbers, only,
-                                 read_table)
+from rpm.analysis.common import (
+    LEDGER_COLUMNS,
+    SCORES_COLUMNS,
+    AnalysisInputError,
+    new_figure,
+    numbers,
+    only,
+    read_table,
+)
 from rpm.analysis.runtime import read_benchmark
+from rpm.metrics.tables import REMI_COLUMNS
 
 TABLE14_COLUMNS = ["method", "n_samples", "wall_seconds", "cpu_seconds", "prompt_tokens", "completion_tokens", "calls"]
 
@@ -35,8 +43,6 @@ def _total(df, column) -> float:
 
 def table14(remid_benchmarks, judge_benchmarks, ledger_csv, remi_csv, scores_csv, *, judge: str = "ensemble",
             estimator: str | None = None) -> list[dict]:
-    from rpm.metrics.tables import REMI_COLUMNS
-
     remi = only(only(read_table(remi_csv, REMI_COLUMNS), "estimator", estimator, "estimator"), "quantity", "R-EMI",
                 "quantity")
     scores = only(read_table(scores_csv, SCORES_COLUMNS), "judge", judge, "judge")

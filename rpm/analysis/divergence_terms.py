@@ -9,8 +9,15 @@ import math
 import numpy as np
 
 from rpm.analysis.bound_tightness import read_bound
-from rpm.analysis.common import (SHIFT_TITLES, AnalysisInputError, new_figure, numbers, split_rpm, subset_label,
-                                 subset_order)
+from rpm.analysis.common import (
+    SHIFT_TITLES,
+    AnalysisInputError,
+    new_figure,
+    numbers,
+    split_rpm,
+    subset_label,
+    subset_order,
+)
 
 TERMS = ["d_user", "d_character", "d_dialogue", "d_joint", "h_hat", "delta_p", "delta_q", "delta", "sum_sqrt_d",
          "shift_term", "output_term", "bound", "bound_scale_adjusted", "r_emid"]

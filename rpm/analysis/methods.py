@@ -8,10 +8,17 @@ import math
 import numpy as np
 
 from rpm.analysis.bound_tightness import read_bound
-from rpm.analysis.common import (AnalysisInputError, metric_values, new_figure, numbers, split_rpm, subset_label,
-                                 subset_order)
+from rpm.analysis.common import (
+    AnalysisInputError,
+    metric_values,
+    new_figure,
+    numbers,
+    split_rpm,
+    subset_label,
+    subset_order,
+)
 from rpm.analysis.plots import grouped_bars
-from rpm.bench.subsets import SUBSET_NAMES
+from rpm.core.names import SUBSET_NAMES
 
 FIG7_COLUMNS = ["base", "method", "rpm", "target", "shift", "label", "bound", "shift_term", "output_term", "r_emid"]
 

@@ -8,8 +8,18 @@ import math
 
 import numpy as np
 
-from rpm.analysis.common import (SHIFT_TITLES, AnalysisInputError, join_points, judge_winrates, keyed, new_figure,
-                                 only, read_table, split_rpm, subset_label)
+from rpm.analysis.common import (
+    SHIFT_TITLES,
+    AnalysisInputError,
+    join_points,
+    judge_winrates,
+    keyed,
+    new_figure,
+    only,
+    read_table,
+    split_rpm,
+    subset_label,
+)
 from rpm.analysis.correlation import correlate_points
 from rpm.metrics.tables import DIVERGENCE_COLUMNS
 

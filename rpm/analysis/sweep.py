@@ -13,9 +13,17 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from rpm.analysis.common import SHIFT_COLORS, SHIFT_TITLES, AnalysisInputError, new_figure, numbers, read_table, save_figure
+from rpm.analysis.common import (
+    SHIFT_COLORS,
+    SHIFT_TITLES,
+    AnalysisInputError,
+    new_figure,
+    numbers,
+    read_table,
+    save_figure,
+)
 from rpm.analysis.correlation import correlate
-from rpm.metrics.tables import BOUND_COLUMNS, SHIFT_ORDER
+from rpm.metrics.tables import BOUND_COLUMNS, SHIFT_ORDER, write_csv
 
 # The input component each shift type changes (Theorem 3.4's z), as bound.csv names its divergence.
 COMPONENT = {"user": "d_user", "character": "d_character", "dialogue": "d_dialogue"}
@@ -41,8 +49,9 @@ def sweep_rows(runs: dict[float, str | Path]) -> list[dict]:
             shift = rec["shift"]
             if shift not in COMPONENT:
                 raise AnalysisInputError(f"{path}: subset {rec['target']!r} has shift {shift!r}, not an OOD shift type")
-            rows.append({"severity": severity, "rpm": rec["rpm"], "estimator": rec["estimator"], "subset": rec["target"],
-                         "shift": shift, "n_source": int(rec["n_source"]), "n_target": int(rec["n_target"]),
+            rows.append({"severity": severity, "rpm": rec["rpm"], "estimator": rec["estimator"],
+                         "subset": rec["target"], "shift": shift, "n_source": int(rec["n_source"]),
+                         "n_target": int(rec["n_target"]),
                          "d_component": float(rec[COMPONENT[shift]]), "d_joint": d_joint, "bound": bound,
                          "r_emid": r_emid})
     return rows
@@ -104,8 +113,6 @@ def parse_runs(specs) -> dict[float, str]:
 
 
 def write_sweep(runs: dict[float, str | Path], out_dir: str | Path) -> tuple[list[dict], list[dict]]:
-    from rpm.metrics.tables import write_csv
-
     rows = sweep_rows(runs)
     spearman = spearman_rows(rows)
     out_dir = Path(out_dir)

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from rpm.bench.load import read_authors_json, read_jsonl
 from rpm.bench.schema import BenchRecordError, Sample
-from rpm.bench.subsets import BENCH_FILES, SPLITS, subset, subset_for_tag
+from rpm.bench.subsets import subset, subset_for_tag
+from rpm.core.errors import RpmInputError
+from rpm.core.names import BENCH_FILES, SPLITS
 from rpm.io import write_jsonl, write_text
 
 
@@ -51,7 +53,7 @@ def normalise(splits: dict[str, list[Sample]], source: str) -> dict[str, list[Sa
     """Map the five splits onto `train` plus the 12 stable subset files; every subset must be present."""
     missing = [s for s in SPLITS if s not in splits]
     if missing:
-        raise ValueError(f"{source}: missing split(s) {missing}")
+        raise RpmInputError(f"{source}: missing split(s) {missing}")
     files: dict[str, list[Sample]] = {f: [] for f in BENCH_FILES}
     files["train"] = list(splits["IDTrain"])
     files["id_test"] = list(splits["IDTest"])
@@ -67,7 +69,7 @@ def normalise(splits: dict[str, list[Sample]], source: str) -> dict[str, list[Sa
                                        field="subset_tag") from None
     empty = [f for f, rows in files.items() if not rows]
     if empty:
-        raise ValueError(f"{source}: no records for subset(s) {empty}")
+        raise RpmInputError(f"{source}: no records for subset(s) {empty}")
     return files
 
 

@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 from rpm.bench.schema import BenchRecordError, Sample, sample_from_dict
-from rpm.bench.subsets import BENCH_FILES, SPLITS
+from rpm.bench.subsets import subset_for_tag
+from rpm.core.names import BENCH_FILES, SPLITS, SUBSET_NAMES
 from rpm.io import iter_jsonl
 
 
@@ -34,8 +35,6 @@ def read_jsonl(path: str | os.PathLike) -> list[Sample]:
 
 def _check_tag(sample: Sample, path: Path, lineno: int) -> None:
     """A subset tag must be a known one, and in a normalised subset file ({subset}.jsonl) that subset's."""
-    from rpm.bench.subsets import SUBSET_NAMES, subset_for_tag
-
     if sample.subset_tag is None:
         return
     try:

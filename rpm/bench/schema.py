@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+from rpm.core.errors import RpmInputError
+
 CHARACTER_FIELDS = (
     "character_name",
     "character_domain",
@@ -24,7 +26,7 @@ OPTIONAL_FIELDS = ("subset_tag",)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 
-class BenchRecordError(ValueError):
+class BenchRecordError(RpmInputError):
     """A benchmark record that cannot be used, with where it is and what is wrong."""
 
     def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
@@ -100,7 +102,7 @@ class Sample:
 def check_sample_id(sample_id: str) -> str:
     """Refuse IDs that could escape a directory or break a file name ('../x', 'a/b', spaces)."""
     if not _SAFE_ID.match(sample_id) or ".." in sample_id:
-        raise ValueError(
+        raise RpmInputError(
             f"sample ID {sample_id!r} is not safe to use in file names: use letters, digits, '_', '-', '.' "
             "(no path separators, no '..', at most 128 characters)"
         )
@@ -109,7 +111,7 @@ def check_sample_id(sample_id: str) -> str:
 
 def _text(obj: dict, key: str, err, *, allow_empty: bool = False) -> str:
     if key not in obj:
-        raise err(f"missing required field (expected a string)", key)
+        raise err("missing required field (expected a string)", key)
     value = obj[key]
     if not isinstance(value, str):
         raise err(f"expected a string, got {type(value).__name__}", key)
@@ -170,7 +172,8 @@ def sample_from_dict(obj, *, file: str | None = None, line: int | None = None) -
         if role not in ("user_query", "agent_response"):
             raise err(f"unknown turn key {role!r}; expected {expected!r}", fld)
         if role != expected:
-            raise err(f"turns must alternate starting with a user query; found {role!r} where {expected!r} belongs", fld)
+            raise err("turns must alternate starting with a user query; "
+                      f"found {role!r} where {expected!r} belongs", fld)
         if not isinstance(text, str):
             raise err(f"expected a string, got {type(text).__name__}", f"{fld}.{role}")
         if not text.strip():

@@ -1,4 +1,4 @@
-"""The 12 evaluation subsets of RPGBench and the stable names this project gives them.
+"""RPGBench's subset tags matched onto the stable subset names of `rpm.core.names`.
 
 RPGBench ships five splits (IDTrain, IDTest, OOD1Test user shift, OOD2Test character shift,
 OOD3Test dialogue compositional shift); the OOD records carry a `subset_tag`. Tags are matched
@@ -9,42 +9,10 @@ and an unknown tag fails loudly.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from rpm.core.errors import RpmInputError
+from rpm.core.names import SUBSET_NAMES, SUBSETS, Subset
 
-@dataclass(frozen=True)
-class Subset:
-    name: str        # stable name used in file names and tables
-    shift: str       # "id" | "user" | "character" | "dialogue"
-    split: str       # RPGBench split holding it
-    tag: str         # the authors' subset name (their estimation script)
-    label: str       # short label for figures (the paper's abbreviations)
-    aliases: tuple[str, ...] = ()
-
-
-SUBSETS: tuple[Subset, ...] = (
-    Subset("id_test", "id", "IDTest", "IDTest", "ID"),
-    Subset("user_de", "user", "OOD1Test", "german", "DE", ("de", "deutsch", "germany")),
-    Subset("user_es", "user", "OOD1Test", "spanish", "ES", ("es", "espanol", "spain")),
-    Subset("user_zh", "user", "OOD1Test", "chinese", "ZH", ("zh", "china", "mandarin")),
-    Subset("user_ja", "user", "OOD1Test", "japanese", "JA", ("ja", "jp", "japan")),
-    Subset("user_ko", "user", "OOD1Test", "korean", "KO", ("ko", "kr", "korea")),
-    Subset("char_literature", "character", "OOD2Test", "Literature", "Literature", ("literary",)),
-    Subset("char_film", "character", "OOD2Test", "Film & Television", "Film",
-           ("film", "films", "filmtelevision", "filmandtv", "filmtv", "movie", "movies", "television", "tv")),
-    Subset("char_theater", "character", "OOD2Test", "Theater", "Theater", ("theatre",)),
-    Subset("char_gaming", "character", "OOD2Test", "Gaming", "Gaming", ("game", "games", "videogames")),
-    Subset("dial_turn", "dialogue", "OOD3Test", "TurnLevelComposition", "Turn",
-           ("turnlevel", "turn", "turncomposition")),
-    Subset("dial_word", "dialogue", "OOD3Test", "WordLevelComposition", "Word",
-           ("wordlevel", "word", "wordcomposition")),
-)
-SUBSET_NAMES: tuple[str, ...] = tuple(s.name for s in SUBSETS)
-OOD_SUBSETS: tuple[str, ...] = tuple(s.name for s in SUBSETS if s.shift != "id")
-SHIFTS: tuple[str, ...] = ("user", "character", "dialogue")
-SPLITS: tuple[str, ...] = ("IDTrain", "IDTest", "OOD1Test", "OOD2Test", "OOD3Test")
-# Files written by `rpm bench fetch|synth`: the training split plus one file per evaluation subset.
-BENCH_FILES: tuple[str, ...] = ("train",) + SUBSET_NAMES
 _BY_NAME = {s.name: s for s in SUBSETS}
 
 
@@ -75,7 +43,7 @@ def subset_for_tag(tag: str, split: str | None = None) -> str:
     name = _TAG_INDEX.get(_key(tag))
     if name is None:
         known = sorted({s.tag for s in SUBSETS if s.shift != "id"})
-        raise ValueError(f"unknown subset tag {tag!r}; known tags: {known}")
+        raise RpmInputError(f"unknown subset tag {tag!r}; known tags: {known}")
     if split is not None and _BY_NAME[name].split != split:
-        raise ValueError(f"subset tag {tag!r} ({name}) belongs to split {_BY_NAME[name].split}, not {split}")
+        raise RpmInputError(f"subset tag {tag!r} ({name}) belongs to split {_BY_NAME[name].split}, not {split}")
     return name

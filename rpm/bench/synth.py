@@ -31,7 +31,9 @@ import yaml
 
 from rpm.bench.fetch import write_bench
 from rpm.bench.schema import AgentCharacter, Sample, Turn, sample_from_dict
-from rpm.bench.subsets import BENCH_FILES, SHIFTS, subset
+from rpm.bench.subsets import subset
+from rpm.core.errors import RpmInputError
+from rpm.core.names import BENCH_FILES, SHIFTS
 
 LANGUAGES = {"user_de": "de", "user_es": "es", "user_zh": "zh", "user_ja": "ja", "user_ko": "ko"}
 DOMAINS = {"char_literature": "Literature", "char_film": "Film & Television", "char_theater": "Theater",
@@ -83,18 +85,18 @@ class SynthConfig:
     def __post_init__(self):
         unknown = set(self.severity) - set(SHIFTS)
         if unknown:
-            raise ValueError(f"severity: unknown shift type(s) {sorted(unknown)}; expected {list(SHIFTS)}")
+            raise RpmInputError(f"severity: unknown shift type(s) {sorted(unknown)}; expected {list(SHIFTS)}")
         for k, v in self.severity.items():
             if not 0.0 <= float(v) <= 1.0:
-                raise ValueError(f"severity.{k} = {v}: must lie in [0, 1]")
+                raise RpmInputError(f"severity.{k} = {v}: must lie in [0, 1]")
         if self.n_train < 1 or self.n_per_subset < 1:
-            raise ValueError("n_train and n_per_subset must be at least 1")
+            raise RpmInputError("n_train and n_per_subset must be at least 1")
 
 
 # ---------------------------------------------------------------- seeds
 
 
-class SeedError(ValueError):
+class SeedError(RpmInputError):
     pass
 
 
@@ -245,7 +247,7 @@ def synthesize(cfg: SynthConfig, seeds: Seeds | None = None) -> dict[str, list[S
                 used.add(key)
                 turns, golden = _dialogue(rng, p, ch, d, compose=compose, other=other)
                 return p.texts[persona_lang], ch.profile, turns, golden
-        raise ValueError("the seeds are too few for the requested benchmark size")
+        raise RpmInputError("the seeds are too few for the requested benchmark size")
 
     files: dict[str, list[Sample]] = {}
     counters = {"IDTrain": 0, "IDTest": 0, "OOD1Test": 0, "OOD2Test": 0, "OOD3Test": 0}

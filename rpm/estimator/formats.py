@@ -13,13 +13,14 @@ import re
 
 from rpm import prompts
 from rpm.bench.schema import Sample
+from rpm.core.errors import RpmInputError
 
 HEADINGS = ("### Part 1: Restatement of Key Information", "### Part 2: Iterative Revision",
             "### Part 3: Final Feature Set of the Golden Response", "## I. Content Characteristics",
             "## II. Style Characteristics")
 
 
-class GoldenLeakError(ValueError):
+class GoldenLeakError(RpmInputError):
     pass
 
 

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from rpm.io import atomic_dir
-from rpm.models.prepare import write_adapter_manifest
+from rpm.runtime.load import write_adapter_manifest
 
 PUBLISHED_REPO = "YongqiLi/R-EMID-Estimator"
 

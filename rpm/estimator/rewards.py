@@ -1,4 +1,5 @@
-"""CoRL rewards (REFERENCE_FACTS.md, "How they train the estimator"), all through the one scorer.
+"""CoRL rewards as the authors' release computes them (docs/architecture.md, "How the authors ran it"),
+all through the one scorer.
 
 Each component is its own reward function: GRPO sums them and logs each one per step
 (rewards/<name>/mean), which is the per-iteration reward log of the co-evolution.
@@ -17,7 +18,7 @@ import numpy as np
 from rpm import prompts
 from rpm.estimator.formats import core_features, format_score, length_score
 from rpm.metrics.inputs import scored_continuation, scorer_messages
-from rpm.metrics.scorer import score_pairs
+from rpm.runtime.scorer import score_pairs
 
 HEADING = "## Agent Response"
 

@@ -15,10 +15,13 @@ import shutil
 from pathlib import Path
 
 from rpm.bench.load import read_jsonl
+from rpm.core.errors import RpmInputError
 from rpm.estimator.formats import core_features, reasoning_messages
 from rpm.estimator.rewards import policy_rewards, reasoner_rewards
-from rpm.generate import Decoding, generate_texts
+from rpm.io import atomic_dir, write_jsonl
 from rpm.metrics.inputs import scored_continuation, scorer_messages
+from rpm.runtime.generate import Decoding, generate_texts
+from rpm.runtime.load import ADAPTER_MANIFEST, load_model, load_rpm, load_tokenizer, read_manifest
 from rpm.train import trainers
 from rpm.train.methods import read_rows
 
@@ -32,8 +35,7 @@ def _assistant(text: str) -> list[dict]:
 def cold_start(module: str, *, base: str, train_file: str, traces_file: str | None, settings: dict, out: str,
                ckpt: str, seed: int) -> Path:
     if module not in MODULES:
-        raise ValueError(f"unknown estimator module {module!r}; choose one of {MODULES}")
-    from rpm.models import load_tokenizer
+        raise RpmInputError(f"unknown estimator module {module!r}; choose one of {MODULES}")
 
     samples = read_jsonl(train_file)
     tok = load_tokenizer(base)
@@ -43,11 +45,11 @@ def cold_start(module: str, *, base: str, train_file: str, traces_file: str | No
                 for s in samples]
     else:
         if not traces_file:
-            raise ValueError(f"estimator module {module} needs the teacher's traces (--traces)")
+            raise RpmInputError(f"estimator module {module} needs the teacher's traces (--traces)")
         traces = read_rows(traces_file, "trace", samples)
         kept = [s for s in samples if s.sample_ID in traces]
         if not kept:
-            raise ValueError(f"{traces_file}: no trace for any training sample; see the teacher's report")
+            raise RpmInputError(f"{traces_file}: no trace for any training sample; see the teacher's report")
         if module == "reasoner":
             rows = [{"sample_ID": s.sample_ID, "prompt": reasoning_messages(s),
                      "completion": _assistant(traces[s.sample_ID].get("thought") or traces[s.sample_ID]["trace"])}
@@ -64,7 +66,6 @@ def cold_start(module: str, *, base: str, train_file: str, traces_file: str | No
 def reason_texts(model_dir: str | Path, samples, dec: Decoding, *, model=None, tok=None, desc="reason",
                  progress: bool = True):
     """Greedy thoughts of a reasoner for each sample (golden withheld) -> [(r, thought, marker_found)]."""
-    from rpm.train.trainers import load_rpm
 
     if model is None:
         model, tok, _ = load_rpm(model_dir)
@@ -80,8 +81,6 @@ def reason_files(reasoner: str | Path, bench_files, out_dir: str | Path, dec: De
                  progress: bool = True) -> list[tuple[Path, list[dict]]]:
     """`rpm reason`: r = q_phi1(x) for every sample of each benchmark file, written to out_dir/{subset}.jsonl
     as {"sample_ID", "reasoning", "thought", "marker_found"}. Every subset goes in one pass (full batches)."""
-    from rpm.io import write_jsonl
-    from rpm.train.trainers import load_rpm
 
     subsets = [(Path(f), read_jsonl(f)) for f in bench_files]
     if model is None:
@@ -102,8 +101,6 @@ def coevolve(*, base: str, reasoner: str, policy: str, pool_file: str | list[str
              ckpt: str, seed: int) -> Path:
     """K iterations: q_phi1 by GRPO against q_phi2 of the previous iteration, then q_phi2 by GRPO on the
     new q_phi1's (greedy) reasoning, rewarded against pi_ref = q_phi2 of the previous iteration."""
-    from rpm.io import atomic_dir
-    from rpm.models import load_model, load_tokenizer
 
     files = [pool_file] if isinstance(pool_file, str) else list(pool_file)
     pool = [s for f in files for s in read_jsonl(f)]
@@ -119,21 +116,21 @@ def coevolve(*, base: str, reasoner: str, policy: str, pool_file: str | list[str
     stages, log = [], []
     for it in range(1, k_iters + 1):
         stage = out.parent / f".{out.name}.iter{it}-reasoner"
-        if not (stage / trainers.MANIFEST).is_file():
+        if not (stage / ADAPTER_MANIFEST).is_file():
             rewards = reasoner_rewards(load_model(q2), tok, by_id, batch)
             rows = [{"prompt": reasoning_messages(s), "sample_ID": s.sample_ID} for s in pool]
-            m = trainers.read_manifest(q1)
+            m = read_manifest(q1)
             trainers.grpo(base, m["chain"], tok, rows, rewards, settings["grpo_reasoner"], lora, stage,
                           ckpt / f"iter{it}-reasoner", seed + it, {**m, "iteration": it})
         q1 = stage
         stages.append(stage)
         stage = out.parent / f".{out.name}.iter{it}-policy"
-        if not (stage / trainers.MANIFEST).is_file():
+        if not (stage / ADAPTER_MANIFEST).is_file():
             rs = [r for r, _, _ in reason_texts(q1, pool, rdec, desc=f"iteration {it} reasoning")]
             rewards = policy_rewards(load_model(q2), tok, by_id, batch)  # pi_ref: q_phi2 of iteration it-1
             rows = [{"prompt": scorer_messages(s, r), "sample_ID": s.sample_ID, "reasoning": r}
                     for s, r in zip(pool, rs)]
-            m = trainers.read_manifest(q2)
+            m = read_manifest(q2)
             trainers.grpo(base, m["chain"], tok, rows, rewards, settings["grpo_policy"], lora, stage,
                           ckpt / f"iter{it}-policy", seed + it, {**m, "iteration": it})
         q2 = stage
@@ -149,7 +146,7 @@ def coevolve(*, base: str, reasoner: str, policy: str, pool_file: str | list[str
         moved = trainers.pack_stages(stages, tmp, out, subdir="stages")
         for name, last in (("reasoner", q1), ("policy", q2)):
             (tmp / name).mkdir()
-            m = trainers.read_manifest(last)
+            m = read_manifest(last)
             trainers.relink(out / name, {**m, "method": f"estimator_{name}", "iterations": k_iters}, moved, tmp / name)
         with open(tmp / "coevolution_log.jsonl", "w", encoding="utf-8") as f:
             for row in log:

@@ -16,11 +16,19 @@ The prompts are ours (rpm/prompts/judge_*.yaml): the paper does not print its ju
 Unparsed verdicts are asked again (new seed, `retry_temperature`), a bounded number of times; one still
 unparsed counts as the neutral value (a tie, 0.5, for WinRate; the middle of the scale for PointScore), so
 it stays in the denominator, and it is counted (n_unparsed) per judge, RPM and subset in scores.csv.
-All requests go through rpm.llm.ChatClient: its content-addressed cache means a re-run never asks twice.
+All requests go through rpm.llm.client.ChatClient: its content-addressed cache means a re-run never asks twice.
 """
 
-from rpm.judge.core import (JudgeConfig, JudgeError, LEDGER_COLUMNS, SCORE_COLUMNS, VERDICT_COLUMNS, judge_rpm,
-                            load_items, summarize)
+from rpm.judge.core import (
+                            LEDGER_COLUMNS,
+                            SCORE_COLUMNS,
+                            VERDICT_COLUMNS,
+                            JudgeConfig,
+                            JudgeError,
+                            judge_rpm,
+                            load_items,
+                            summarize,
+)
 
 __all__ = ["JudgeConfig", "JudgeError", "LEDGER_COLUMNS", "SCORE_COLUMNS", "VERDICT_COLUMNS", "judge_rpm",
            "load_items", "summarize"]

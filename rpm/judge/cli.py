@@ -7,10 +7,21 @@ from pathlib import Path
 
 import click
 
-from rpm.bench.schema import BenchRecordError
+from rpm.cli_shared import CONTEXT_SETTINGS, RpmGroup, parse_mapping
+from rpm.core.errors import RpmInputError
+from rpm.judge.core import (
+    LEDGER_COLUMNS,
+    SCORE_COLUMNS,
+    VERDICT_COLUMNS,
+    JudgeConfig,
+    judge_rpm,
+    load_items,
+    summarize,
+)
+from rpm.metrics.tables import write_csv
 
 
-@click.group("judge")
+@click.group("judge", cls=RpmGroup, context_settings=CONTEXT_SETTINGS)
 def judge_cmd():
     """LLM-as-a-judge: WinRate (vs the golden reference, both orders) and PointScore over an ensemble."""
 
@@ -49,29 +60,18 @@ def judge_cmd():
 def judge_run(bench_dir, responses_dir, rpm_name, judge_specs, out, ledger_out, cache_dir, max_per_subset,
               context_turns, limit, seed, server_log, threads, quiet):
     """Judge one RPM's responses on every subset by every judge; writes verdicts.csv and ledger.csv."""
-    from rpm.cli import _fail, _parse_mapping
-    from rpm.judge.core import JudgeConfig, JudgeError, LEDGER_COLUMNS, VERDICT_COLUMNS, judge_rpm, load_items
-    from rpm.metrics.inputs import InputFileError
-    from rpm.metrics.tables import write_csv
-
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
-    try:
-        judges = [JudgeConfig.from_dict(_parse_mapping(s, "--judge")) for s in judge_specs]
-        names = [j.name for j in judges]
-        if len(set(names)) != len(names):
-            raise ValueError(f"--judge: judge names must be unique, got {names}")
-        items = load_items(bench_dir, responses_dir, max_per_subset=max_per_subset, seed=seed, limit=limit)
-    except (ValueError, KeyError, BenchRecordError, InputFileError, FileNotFoundError) as e:
-        _fail(e)
+    judges = [JudgeConfig.from_dict(parse_mapping(s, "--judge")) for s in judge_specs]
+    names = [j.name for j in judges]
+    if len(set(names)) != len(names):
+        raise RpmInputError(f"--judge: judge names must be unique, got {names}")
+    items = load_items(bench_dir, responses_dir, max_per_subset=max_per_subset, seed=seed, limit=limit)
     if server_log:  # this run's servers only, so its access log counts this run's HTTP calls
         Path(server_log).parent.mkdir(parents=True, exist_ok=True)
         Path(server_log).write_text("", encoding="utf-8")
-    try:
-        verdicts, ledger = judge_rpm(judges, items, rpm_name, cache_dir=cache_dir, context_turns=context_turns,
-                                     server_log=server_log, progress=not quiet)
-    except (JudgeError, RuntimeError, TimeoutError, FileNotFoundError) as e:
-        _fail(e)
+    verdicts, ledger = judge_rpm(judges, items, rpm_name, cache_dir=cache_dir, context_turns=context_turns,
+                                 server_log=server_log, progress=not quiet)
     write_csv(out, verdicts, VERDICT_COLUMNS)
     write_csv(ledger_out, ledger, LEDGER_COLUMNS)
     dry = f" (dry check: --limit {limit})" if limit else ""
@@ -90,14 +90,7 @@ def judge_summarize(run_dirs, scores_out, ledger_out):
     """Every RPM's verdicts (RUN_DIRS: results/judge/{base}/{method}, each with verdicts.csv and ledger.csv)
     -> WinRate and PointScore per RPM, subset and judge plus the ensemble (scores.csv), and the cost per
     judge (ledger.csv)."""
-    from rpm.cli import _fail
-    from rpm.judge.core import LEDGER_COLUMNS, SCORE_COLUMNS, summarize
-    from rpm.metrics.tables import write_csv
-
-    try:
-        scores, ledger = summarize([Path(d) / "verdicts.csv" for d in run_dirs], [Path(d) / "ledger.csv" for d in run_dirs])
-    except (ValueError, FileNotFoundError) as e:
-        _fail(e)
+    scores, ledger = summarize([Path(d) / "verdicts.csv" for d in run_dirs], [Path(d) / "ledger.csv" for d in run_dirs])
     write_csv(scores_out, scores, SCORE_COLUMNS)
     write_csv(ledger_out, ledger, LEDGER_COLUMNS)
     unparsed = {}

@@ -15,11 +15,13 @@ from typing import Iterator, Sequence
 from rpm import prompts
 from rpm.bench.load import read_jsonl
 from rpm.bench.schema import Sample
-from rpm.bench.subsets import SUBSET_NAMES, subset as subset_info
+from rpm.bench.subsets import subset as subset_info
+from rpm.core.errors import RpmError, RpmInputError
+from rpm.core.names import SUBSET_NAMES
 from rpm.judge.parsers import PARSERS, Parsed, make_parser, neutral_value
-from rpm.llm import ChatClient, Endpoint
+from rpm.llm.client import ChatClient, Endpoint
+from rpm.llm.serve import served_client
 from rpm.metrics.inputs import align, read_text_rows
-from rpm.serve import served_client
 
 VERDICT_COLUMNS = ["judge", "judge_model", "prompt", "prompt_sha256", "parser", "rpm", "subset", "shift", "sample_ID",
                    "kind", "order", "parsed", "score", "attempts", "raw"]
@@ -29,7 +31,7 @@ BACKENDS = ("serve_local", "openai")
 ENSEMBLE = "ensemble"
 
 
-class JudgeError(RuntimeError):
+class JudgeError(RpmError, RuntimeError):
     """A judge run that cannot go on (an endpoint that stopped answering); the message says what to do."""
 
 
@@ -55,17 +57,17 @@ class JudgeConfig:
     def __post_init__(self):
         where = f"judge {self.name!r}"
         if self.backend not in BACKENDS:
-            raise ValueError(f"{where}: backend must be one of {BACKENDS}, got {self.backend!r}")
+            raise RpmInputError(f"{where}: backend must be one of {BACKENDS}, got {self.backend!r}")
         if not self.model:
-            raise ValueError(f"{where}: `model` is required")
+            raise RpmInputError(f"{where}: `model` is required")
         if self.backend == "openai" and not self.base_url:
-            raise ValueError(f"{where}: the openai backend needs `base_url`")
+            raise RpmInputError(f"{where}: the openai backend needs `base_url`")
         if self.backend == "serve_local" and self.base_url:
-            raise ValueError(f"{where}: serve_local starts its own server; `base_url` must be null")
+            raise RpmInputError(f"{where}: serve_local starts its own server; `base_url` must be null")
         for kind in ("winrate", "pointscore"):
             parser = getattr(self, f"{kind}_parser")
             if parser not in PARSERS:
-                raise ValueError(f"{where}: unknown {kind}_parser {parser!r}; known: {', '.join(PARSERS)}")
+                raise RpmInputError(f"{where}: unknown {kind}_parser {parser!r}; known: {', '.join(PARSERS)}")
             template = prompts.get(getattr(self, f"{kind}_prompt"))  # KeyError names the known prompts
             make_parser(parser, template)  # checks e.g. the scale a point_score parser needs
 
@@ -74,7 +76,7 @@ class JudgeConfig:
         known = {f.name for f in dc_fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"judge {d.get('name', '?')!r}: unknown key(s) {unknown}; known: {sorted(known)}")
+            raise RpmInputError(f"judge {d.get('name', '?')!r}: unknown key(s) {unknown}; known: {sorted(known)}")
         return cls(**d)
 
 
@@ -231,8 +233,9 @@ def judge_items(client: ChatClient, judge: JudgeConfig, items: Sequence[Item], r
         else:
             score = float(verdict.value)
         rows.append({"judge": judge.name, "judge_model": judge.model, "prompt": name, "prompt_sha256": sha,
-                     "parser": parser, "rpm": rpm, "subset": req.item.subset, "shift": subset_info(req.item.subset).shift,
-                     "sample_ID": req.item.sample.sample_ID, "kind": req.kind, "order": req.order,
+                     "parser": parser, "rpm": rpm, "subset": req.item.subset,
+                     "shift": subset_info(req.item.subset).shift, "sample_ID": req.item.sample.sample_ID,
+                     "kind": req.kind, "order": req.order,
                      "parsed": verdict.value is not None, "score": score, "attempts": attempts, "raw": raw})
     return rows
 
@@ -261,7 +264,7 @@ def _read_csv(path: Path, columns: Sequence[str]) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames != list(columns):
-            raise ValueError(f"{path}: expected the columns {list(columns)}, got {reader.fieldnames}")
+            raise RpmInputError(f"{path}: expected the columns {list(columns)}, got {reader.fieldnames}")
         return list(reader)
 
 
@@ -271,13 +274,13 @@ def read_verdicts(path: str | os.PathLike) -> list[dict]:
     for line, r in enumerate(rows, start=2):
         where = f"{path}, line {line}, sample {r['sample_ID']!r}"
         if r["parsed"] not in ("True", "False"):
-            raise ValueError(f"{where}: field parsed must be True or False, got {r['parsed']!r}")
+            raise RpmInputError(f"{where}: field parsed must be True or False, got {r['parsed']!r}")
         if r["kind"] not in ("winrate", "pointscore"):
-            raise ValueError(f"{where}: field kind must be winrate or pointscore, got {r['kind']!r}")
+            raise RpmInputError(f"{where}: field kind must be winrate or pointscore, got {r['kind']!r}")
         try:
             r["score"] = float(r["score"])
         except ValueError:
-            raise ValueError(f"{where}: field score is not a number: {r['score']!r}") from None
+            raise RpmInputError(f"{where}: field score is not a number: {r['score']!r}") from None
         r["parsed"] = r["parsed"] == "True"
     return rows
 
@@ -321,7 +324,8 @@ def summarize(verdict_files: Sequence[str | os.PathLike], ledger_files: Sequence
             t = totals.setdefault(r["judge"], {"judge": r["judge"], "model": r["model"], "calls": 0, "cached": 0,
                                                "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0})
             if t["model"] != r["model"]:
-                raise ValueError(f"{f}: judge {r['judge']!r} has model {r['model']!r} here, {t['model']!r} elsewhere")
+                raise RpmInputError(f"{f}: judge {r['judge']!r} has model {r['model']!r} here, "
+                                    f"{t['model']!r} elsewhere")
             for k in ("calls", "cached", "prompt_tokens", "completion_tokens"):
                 t[k] += int(r[k])
             t["seconds"] = round(t["seconds"] + float(r["seconds"]), 3)

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from rpm.core.errors import RpmInputError
 from rpm.prompts import PromptTemplate
 
 
@@ -81,11 +82,11 @@ def make_parser(name: str, template: PromptTemplate) -> Callable[[str], Parsed]:
         scale = template.extras.get("scale")
         if not (isinstance(scale, (list, tuple)) and len(scale) == 2 and all(isinstance(v, (int, float)) for v in scale)
                 and scale[0] < scale[1]):
-            raise ValueError(f"prompt {template.name!r}: the point_score parser needs `scale: [low, high]` in the "
+            raise RpmInputError(f"prompt {template.name!r}: the point_score parser needs `scale: [low, high]` in the "
                              f"template file, got {scale!r}")
         lo, hi = float(scale[0]), float(scale[1])
         return lambda text: point_score(text, (lo, hi))
-    raise ValueError(f"unknown verdict parser {name!r}; known: {', '.join(PARSERS)}")
+    raise RpmInputError(f"unknown verdict parser {name!r}; known: {', '.join(PARSERS)}")
 
 
 def neutral_value(name: str, template: PromptTemplate) -> float:

@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 import shlex
 
+from rpm.core.errors import RpmInputError
+
 
 def check(config: dict) -> None:
     """serve_local judges must name models under `models:`, and judge names must be unique."""
     judges = config["judge"]["judges"]
     unknown = sorted({j["model"] for j in judges if j["backend"] == "serve_local"} - set(config["models"]))
     if unknown:
-        raise ValueError(f"config: judge.judges name serve_local model(s) {unknown} that are not defined under "
+        raise RpmInputError(f"config: judge.judges name serve_local model(s) {unknown} that are not defined under "
                          f"models: (defined: {sorted(config['models'])})")
     names = [j["name"] for j in judges]
     if len(set(names)) != len(names):
-        raise ValueError(f"config: judge.judges names must be unique, got {names}")
+        raise RpmInputError(f"config: judge.judges names must be unique, got {names}")
 
 
 def model_inputs(config: dict) -> list[str]:

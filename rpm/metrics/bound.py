@@ -46,6 +46,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from rpm.core.errors import RpmInputError
 from rpm.metrics.divergence import representation_jsd
 from rpm.metrics.inputs import COMPONENTS
 from rpm.metrics.matrices import LogprobMatrices, Side
@@ -79,7 +80,7 @@ def theorem_3_4(d_user: float, d_character: float, d_dialogue: float, h_hat: flo
     for name, v in (("d_user", d_user), ("d_character", d_character), ("d_dialogue", d_dialogue),
                     ("h_hat", h_hat), ("delta_p", delta_p), ("delta_q", delta_q)):
         if not (v >= 0 and math.isfinite(v)):
-            raise ValueError(f"{name} must be a finite non-negative number, got {v!r}")
+            raise RpmInputError(f"{name} must be a finite non-negative number, got {v!r}")
     sum_sqrt_d = math.sqrt(d_user) + math.sqrt(d_character) + math.sqrt(d_dialogue)
     delta = delta_p + delta_q
     shift = SQRT_2_3 * h_hat * sum_sqrt_d
@@ -97,13 +98,13 @@ def scale_adjusted(d_user: float, d_character: float, d_dialogue: float, delta_p
 def predictive_entropy(side: Side, normalization: str = "mean") -> np.ndarray:
     """Per sample: the estimator's next-token entropy summed along the response (or its per-token mean)."""
     if side.ent is None:
-        raise ValueError("the log-prob file has no entropies; re-run `rpm logprobs` (it stores them)")
+        raise RpmInputError("the log-prob file has no entropies; re-run `rpm logprobs` (it stores them)")
     ent = np.asarray(side.ent, dtype=np.float64)
     if normalization == "sum":
         return ent
     if normalization == "mean":
         return ent / np.diag(side.ntok)
-    raise ValueError(f"normalization must be 'mean' or 'sum', got {normalization!r}")
+    raise RpmInputError(f"normalization must be 'mean' or 'sum', got {normalization!r}")
 
 
 def h_hat(sides: Iterable[LogprobMatrices], normalization: str = "mean") -> float:
@@ -111,7 +112,7 @@ def h_hat(sides: Iterable[LogprobMatrices], normalization: str = "mean") -> floa
     best = -math.inf
     for m in sides:
         if m.model is None:
-            raise ValueError(f"{m.path or 'log-prob file'}: holds no model responses; H_hat needs both")
+            raise RpmInputError(f"{m.path or 'log-prob file'}: holds no model responses; H_hat needs both")
         per = predictive_entropy(m.golden, normalization) + predictive_entropy(m.model, normalization)
         best = max(best, float(per.max()))
     return best
@@ -135,7 +136,7 @@ class SubsetData:
         for key, e in [*self.inputs.items(), ("model_responses", self.model_responses),
                        ("golden_responses", self.golden_responses)]:
             if len(e) != n:
-                raise ValueError(f"subset {self.name}: {key} has {len(e)} rows for {n} samples")
+                raise RpmInputError(f"subset {self.name}: {key} has {len(e)} rows for {n} samples")
 
     @property
     def n(self) -> int:
@@ -149,7 +150,8 @@ class SubsetData:
 def bound_for(p: SubsetData, q: SubsetData, normalization: str = "mean") -> tuple[Bound, float | None]:
     """The bound between two subsets, and the joint D_JS(P_X || Q_X) when "joint" embeddings exist."""
     d = {z: representation_jsd(p.inputs[z], q.inputs[z]) for z in COMPONENTS}
-    joint = representation_jsd(p.inputs["joint"], q.inputs["joint"]) if "joint" in p.inputs and "joint" in q.inputs else None
+    joint = (representation_jsd(p.inputs["joint"], q.inputs["joint"])
+             if "joint" in p.inputs and "joint" in q.inputs else None)
     b = theorem_3_4(d["user_persona"], d["agent_character"], d["dialogue_context"],
                     h_hat([p.matrices, q.matrices], normalization),
                     representation_jsd(p.model_responses, p.golden_responses),
@@ -177,12 +179,12 @@ def parse_sizes(text: str | Sequence) -> list[int | str]:
         try:
             value = int(item)
         except ValueError:
-            raise ValueError(f"sample size {item!r} is neither a positive integer nor 'all'") from None
+            raise RpmInputError(f"sample size {item!r} is neither a positive integer nor 'all'") from None
         if value < 2:
-            raise ValueError(f"sample size {value} is too small: CLUB and the divergences need at least 2")
+            raise RpmInputError(f"sample size {value} is too small: CLUB and the divergences need at least 2")
         out.append(value)
     if not out:
-        raise ValueError("no sample sizes given")
+        raise RpmInputError("no sample sizes given")
     return out
 
 

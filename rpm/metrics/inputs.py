@@ -1,7 +1,7 @@
 """What the metrics score: the estimator's prompts for benchmark samples, and the response and
 reasoning files that come from other stages.
 
-Scorer prompts (REFERENCE_FACTS.md, "How they estimate R-EMI")
+Scorer prompts (as the authors' release scores R-EMI; docs/architecture.md, "How the authors ran it")
     with reasoning r    the policy model's prompt, paper Table 17 (`policy_rollout`): x plus the core
                         features r; this is the R-EMI estimator q_phi2(y | x, r).
     without reasoning   the same input without r, paper Table 18 (`reasoning_reward`): the EMI and
@@ -23,14 +23,15 @@ from pathlib import Path
 from typing import Sequence
 
 from rpm import prompts as prompt_registry
-from rpm.io import iter_jsonl
 from rpm.bench.schema import Sample
+from rpm.core.errors import RpmInputError
+from rpm.io import iter_jsonl
 
 WITH_REASONING = "policy_rollout"       # Table 17
 WITHOUT_REASONING = "reasoning_reward"  # Table 18
 
 
-class InputFileError(ValueError):
+class InputFileError(RpmInputError):
     """A response/reasoning file that cannot be used; the message says where and why."""
 
     def __init__(self, message: str, *, file: str, line: int | None = None, sample_id: str | None = None):

@@ -16,12 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from rpm.bench.load import read_jsonl
+from rpm.core.errors import RpmInputError
+from rpm.io import write_json
 from rpm.metrics import inputs
 from rpm.metrics.matrices import LogprobMatrices, Side, load, save
-from rpm.metrics.scorer import Dropped, score_matrix_sets
+from rpm.runtime.load import load_model, load_tokenizer
+from rpm.runtime.scorer import Dropped, default_max_length, score_matrix_sets
 
 
-class LogprobsInputError(ValueError):
+class LogprobsInputError(RpmInputError):
     pass
 
 
@@ -117,8 +120,6 @@ def _check_reusable(prev: LogprobMatrices, meta: dict, samples, where: str) -> N
 
 
 def write_report(path: str | os.PathLike, m: LogprobMatrices) -> None:
-    from rpm.io import write_json
-
     write_json(path, {"out": m.path, "subset": m.meta.get("subset"), "rpm": m.meta.get("rpm"),
                       "n_bench": m.meta.get("n_bench"), "n_kept": m.n, "max_length": m.meta.get("max_length"),
                       "dropped": m.meta.get("dropped", [])})
@@ -139,15 +140,12 @@ def _reasons(reasoning, samples, bench_file) -> list:
 
 def _estimator(estimator_dir, dtype: str, model, tok, max_length):
     """The estimator model, tokenizer and length limit, loaded unless the caller already holds them."""
-    from rpm.models import load_model, load_tokenizer
-
     if model is None:
         model = load_model(estimator_dir, dtype=dtype)
         model.eval()
     if tok is None:
         tok = load_tokenizer(estimator_dir)
     if max_length is None:
-        from rpm.metrics.scorer import default_max_length
 
         max_length = default_max_length(model)
     return model, tok, max_length

@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from rpm.core.errors import RpmInputError
 from rpm.io import atomic_path
 
 SIDES = ("model", "golden")
 
 
-class MatrixFileError(ValueError):
+class MatrixFileError(RpmInputError):
     pass
 
 

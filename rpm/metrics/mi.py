@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rpm.core.errors import RpmInputError
+
 NORMALIZATIONS = ("mean", "sum")
 PAIR_SCHEMES = ("all", "sampled")
 AUTHORS_K = 1000
@@ -50,15 +52,15 @@ class MIConfig:
 
     def __post_init__(self):
         if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
+            raise RpmInputError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
         if self.pairs not in PAIR_SCHEMES:
-            raise ValueError(f"pairs must be one of {PAIR_SCHEMES}, got {self.pairs!r}")
+            raise RpmInputError(f"pairs must be one of {PAIR_SCHEMES}, got {self.pairs!r}")
         if self.k < 1:
-            raise ValueError("k must be >= 1")
+            raise RpmInputError("k must be >= 1")
         if self.n_boot < 0:
-            raise ValueError("n_boot must be >= 0")
+            raise RpmInputError("n_boot must be >= 0")
         if not 0 < self.confidence < 1:
-            raise ValueError("confidence must be in (0, 1)")
+            raise RpmInputError("confidence must be in (0, 1)")
 
 
 @dataclass
@@ -83,18 +85,18 @@ def scores(lp: np.ndarray, ntok: np.ndarray | None = None, normalization: str = 
     """s(i, j): summed log-prob, or per-token mean (divided by the tokens of continuation j)."""
     lp = np.asarray(lp, dtype=np.float64)
     if lp.ndim != 2 or lp.shape[0] != lp.shape[1]:
-        raise ValueError(f"expected a square matrix, got shape {lp.shape}")
+        raise RpmInputError(f"expected a square matrix, got shape {lp.shape}")
     if normalization == "sum":
         return lp
     if normalization != "mean":
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        raise RpmInputError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     if ntok is None:
-        raise ValueError("per-token mean normalisation needs the token counts")
+        raise RpmInputError("per-token mean normalisation needs the token counts")
     ntok = np.asarray(ntok, dtype=np.float64)
     if ntok.ndim == 1:
         ntok = np.broadcast_to(ntok[None, :], lp.shape)
     if ntok.shape != lp.shape or (ntok <= 0).any():
-        raise ValueError("token counts must be positive, one per continuation or per pair")
+        raise RpmInputError("token counts must be positive, one per continuation or per pair")
     return lp / ntok
 
 
@@ -107,7 +109,7 @@ def sample_pairs(n: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, 
 
 def _check_n(n: int) -> None:
     if n < 2:
-        raise ValueError(f"CLUB needs at least 2 samples (negative pairs i != j), got {n}")
+        raise RpmInputError(f"CLUB needs at least 2 samples (negative pairs i != j), got {n}")
 
 
 def club_mi(lp: np.ndarray, ntok: np.ndarray | None = None, *, normalization: str = "mean",
@@ -123,7 +125,7 @@ def club_mi(lp: np.ndarray, ntok: np.ndarray | None = None, *, normalization: st
         i, j = sample_pairs(n, k, np.random.default_rng(seed))
         neg = float(s[i, j].mean())
     else:
-        raise ValueError(f"pairs must be one of {PAIR_SCHEMES}, got {pairs!r}")
+        raise RpmInputError(f"pairs must be one of {PAIR_SCHEMES}, got {pairs!r}")
     return pos - neg
 
 
@@ -190,7 +192,7 @@ def remi(model_lp, model_ntok, golden_lp, golden_ntok, cfg: MIConfig = MIConfig(
     sm = scores(model_lp, model_ntok, cfg.normalization)
     sg = scores(golden_lp, golden_ntok, cfg.normalization)
     if sm.shape != sg.shape:
-        raise ValueError(f"model and golden matrices differ in shape: {sm.shape} vs {sg.shape}")
+        raise RpmInputError(f"model and golden matrices differ in shape: {sm.shape} vs {sg.shape}")
     n = sm.shape[0]
     _check_n(n)
     # The same K pairs for model and golden (same seed): common random numbers, as one would want.

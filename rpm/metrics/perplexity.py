@@ -18,6 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
+from rpm.core.errors import RpmInputError
+
 AVERAGES = ("token", "sample")
 
 
@@ -34,15 +36,15 @@ def perplexity(lp_sums: Sequence[float], ntok: Sequence[int], average: str = "to
     lp = np.asarray(lp_sums, dtype=np.float64)
     nt = np.asarray(ntok, dtype=np.float64)
     if lp.shape != nt.shape or lp.ndim != 1 or lp.size == 0:
-        raise ValueError("need one summed log-prob and one token count per response (non-empty)")
+        raise RpmInputError("need one summed log-prob and one token count per response (non-empty)")
     if (nt < 1).any():
-        raise ValueError("every response needs at least one token")
+        raise RpmInputError("every response needs at least one token")
     if average == "token":
         nll = float(-lp.sum() / nt.sum())
     elif average == "sample":
         nll = float(np.mean(-lp / nt))
     else:
-        raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
+        raise RpmInputError(f"average must be one of {AVERAGES}, got {average!r}")
     return Perplexity(int(lp.size), int(nt.sum()), nll, math.exp(nll))
 
 
@@ -52,5 +54,5 @@ def from_matrix(lp: np.ndarray, ntok: np.ndarray, average: str = "token") -> Per
 
 
 def from_pairs(scores, average: str = "token") -> Perplexity:
-    """From rpm.metrics.scorer.PairScores of golden responses."""
+    """From rpm.runtime.scorer.PairScores of golden responses."""
     return perplexity(scores.sums, scores.ntok, average)

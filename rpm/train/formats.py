@@ -12,9 +12,7 @@ import re
 
 from rpm import prompts
 from rpm.bench.schema import Sample
-
-OPEN, CLOSE = "<Agent Response>", "</Agent Response>"
-THINKING_METHODS = ("thinking_sft", "thinking_rl", "corl")
+from rpm.prompts import RESPONSE_CLOSE as CLOSE, RESPONSE_OPEN as OPEN
 
 
 def rpm_messages(sample: Sample, *, thinking: bool = False) -> list[dict]:

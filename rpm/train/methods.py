@@ -14,7 +14,6 @@ corl          thinking_sft     GRPOTrainer x2K co-evolving thought (likelihood r
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -22,13 +21,25 @@ import numpy as np
 
 from rpm.bench.load import read_jsonl
 from rpm.bench.schema import Sample
+from rpm.core.errors import RpmInputError
+from rpm.core.names import METHODS, PARENT, THINKING_METHODS
+from rpm.io import atomic_dir, iter_jsonl
+from rpm.runtime.embed import load_embedder
+from rpm.runtime.generate import Decoding, generate_texts
+from rpm.runtime.load import (
+    ADAPTER_MANIFEST,
+    load_chain,
+    load_model,
+    load_tokenizer,
+    read_manifest,
+    write_adapter_manifest,
+)
 from rpm.train import trainers
-from rpm.train.formats import response_block, rpm_messages, thinking_target
+from rpm.train.formats import parse_generation, response_block, rpm_messages, thinking_target
+from rpm.train.icl import input_texts
+from rpm.train.rewards import RatioReward, Table24Reward, ThoughtLikelihoodReward, judge_logprob
 
-METHODS = ("icl", "sft", "da", "dpo", "rft", "rl", "thinking_sft", "thinking_rl", "corl")
-PARENT = {"dpo": "sft", "rft": "sft", "rl": "sft", "thinking_rl": "thinking_sft", "corl": "thinking_sft"}
 TEACHER_TASK = {"da": "augment", "dpo": "reject", "thinking_sft": "trace"}
-THINKING = {"thinking_sft", "thinking_rl", "corl"}
 
 
 def _assistant(text: str) -> list[dict]:
@@ -52,8 +63,6 @@ def grpo_rows(samples: list[Sample], thinking: bool) -> list[dict]:
 
 def read_rows(path: str | Path, field: str, samples: list[Sample]) -> dict[str, dict]:
     """A teacher file (JSONL rows keyed by sample_ID) checked against the training samples."""
-    from rpm.io import iter_jsonl
-
     def error(msg, line=None, sid=None):
         where = ", ".join([str(path)] + ([f"line {line}"] if line else []) + ([f"sample {sid!r}"] if sid else []))
         return ValueError(f"{where}: {msg}")
@@ -78,17 +87,16 @@ def train(method: str, *, base: str, train_file: str, out: str, ckpt: str, setti
           parent: str | None = None, teacher_file: str | None = None) -> Path:
     """Train one method; `settings` holds the LoRA settings and TRL config fields per trainer."""
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        raise RpmInputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if method in PARENT and not parent:
-        raise ValueError(f"method {method} starts from the {PARENT[method]} model: pass --parent")
+        raise RpmInputError(f"method {method} starts from the {PARENT[method]} model: pass --parent")
     if method in TEACHER_TASK and not teacher_file:
-        raise ValueError(f"method {method} needs the teacher's {TEACHER_TASK[method]} file: pass --teacher-file")
-    from rpm.models import load_tokenizer
+        raise RpmInputError(f"method {method} needs the teacher's {TEACHER_TASK[method]} file: pass --teacher-file")
 
     samples = read_jsonl(train_file)
     tok = load_tokenizer(base)
-    chain = trainers.read_manifest(parent)["chain"] if parent else []
-    manifest = {"method": method, "base": base, "chain": chain, "thinking": method in THINKING, "seed": seed,
+    chain = read_manifest(parent)["chain"] if parent else []
+    manifest = {"method": method, "base": base, "chain": chain, "thinking": method in THINKING_METHODS, "seed": seed,
                 "parent": parent, "teacher_file": teacher_file}
     lora = settings.get("lora", {})
     out, ckpt = Path(out), Path(ckpt)
@@ -124,8 +132,6 @@ def train(method: str, *, base: str, train_file: str, out: str, ckpt: str, setti
         manifest["rft_selection"] = picked
         return trainers.sft(base, chain, tok, rows, settings["sft"], lora, out, ckpt, seed, manifest)
     if method in ("rl", "thinking_rl"):
-        from rpm.models import load_model
-        from rpm.train.rewards import Table24Reward
 
         reward = Table24Reward(load_model(base), tok, settings.get("reward", {}).get("batch_size", 4))
         return trainers.grpo(base, chain, tok, grpo_rows(samples, method == "thinking_rl"), [reward],
@@ -135,17 +141,12 @@ def train(method: str, *, base: str, train_file: str, out: str, ckpt: str, setti
 
 def _require(rows, method, teacher_file):
     if not rows:
-        raise ValueError(f"method {method}: the teacher file {teacher_file} holds no usable sample (see its report); "
-                         "use a stronger teacher or the lenient trace policy")
+        raise RpmInputError(f"method {method}: the teacher file {teacher_file} holds no usable sample "
+                            "(see its report); use a stronger teacher or the lenient trace policy")
 
 
 def _rft_rows(samples, base, chain, tok, settings, seed):
     """Sample `samples` responses per prompt from the SFT model; keep the best by the Table 24 reward."""
-    from rpm.generate import Decoding, generate_texts
-    from rpm.models import load_model
-    from rpm.train.formats import parse_generation
-    from rpm.train.rewards import judge_logprob
-
     cfg = settings.get("rft", {})
     k = int(cfg.get("samples", 5))
     if cfg.get("max_prompts") and cfg["max_prompts"] < len(samples):  # small configs: a seeded share
@@ -156,7 +157,7 @@ def _rft_rows(samples, base, chain, tok, settings, seed):
     dec = Decoding(max_new_tokens=int(cfg.get("max_new_tokens", 256)), do_sample=True,
                    temperature=float(cfg.get("temperature", 1.0)), top_p=float(cfg.get("top_p", 1.0)),
                    batch_size=int(cfg.get("batch_size", 4)), seed=seed)
-    policy = trainers.load_chain(base, chain)
+    policy = load_chain(base, chain)
     outs = generate_texts(policy, tok, [rpm_messages(s) for s in samples], dec, num_return_sequences=k,
                           desc="rft rollouts")
     del policy
@@ -177,9 +178,6 @@ def _rft_rows(samples, base, chain, tok, settings, seed):
 def _corl(samples, base, chain, tok, settings, out: Path, ckpt: Path, seed, manifest):
     """E.2: K iterations; each trains the thought with the likelihood reward (policy frozen at the
     iteration's start as the scorer), then the response with the ratio reward (base as reference)."""
-    from rpm.models import load_model
-    from rpm.train.rewards import RatioReward, ThoughtLikelihoodReward
-
     k_iters = int(settings.get("corl", {}).get("iterations", 2))
     rows = grpo_rows(samples, thinking=True)
     batch = settings.get("reward", {}).get("batch_size", 4)
@@ -188,19 +186,17 @@ def _corl(samples, base, chain, tok, settings, out: Path, ckpt: Path, seed, mani
     for it in range(1, k_iters + 1):
         for part in ("thought", "response"):
             stage_out = out.parent / f".stage-{it}-{part}"  # beside the output: survives a kill
-            if not (stage_out / trainers.MANIFEST).is_file():  # finished stages are kept: a rerun resumes
+            if not (stage_out / ADAPTER_MANIFEST).is_file():  # finished stages are kept: a rerun resumes
                 if part == "thought":
-                    reward = ThoughtLikelihoodReward(trainers.load_chain(base, chain), tok, batch)
+                    reward = ThoughtLikelihoodReward(load_chain(base, chain), tok, batch)
                 else:
                     reward = RatioReward(ref, tok, batch)
                 trainers.grpo(base, chain, tok, rows, [reward], settings["grpo"], settings.get("lora", {}),
                               stage_out, ckpt / f"{it}-{part}", seed + it, {**manifest, "chain": chain})
-            chain = trainers.read_manifest(stage_out)["chain"]
+            chain = read_manifest(stage_out)["chain"]
             stages.append(str(stage_out))
     # The final model directory: every stage (adapter and training log) and the chain through them.
     import shutil
-
-    from rpm.io import atomic_dir
 
     with atomic_dir(out) as tmp:
         moved = trainers.pack_stages([Path(st) for st in stages], tmp, out)
@@ -213,16 +209,12 @@ def _corl(samples, base, chain, tok, settings, out: Path, ckpt: Path, seed, mani
 
 def _icl(samples, train_file, cfg: dict, out: Path, manifest: dict) -> Path:
     """No training: embed every ID training input once; generation retrieves the k nearest."""
-    from rpm.io import atomic_dir
-    from rpm.metrics.divergence import load_embedder
-    from rpm.train.icl import input_texts
-
     embedder = load_embedder(cfg.get("embedder", "minilm"))
     emb = embedder.encode(input_texts(samples))
     with atomic_dir(out) as tmp:
         np.savez(tmp / "icl_index.npz", embeddings=emb.astype(np.float32),
                  sample_ids=np.array([s.sample_ID for s in samples]))
-        trainers.write_manifest(tmp, {**manifest, "k": int(cfg.get("k", 5)), "embedder": embedder.name,
+        write_adapter_manifest(tmp, {**manifest, "k": int(cfg.get("k", 5)), "embedder": embedder.name,
                                       "train_file": os.path.relpath(Path(train_file).resolve(), out.resolve())},
                                 out)
     return out

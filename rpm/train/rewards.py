@@ -1,4 +1,4 @@
-"""Rewards of the RPM methods, all computed with the one log-prob scorer (rpm.metrics.scorer).
+"""Rewards of the RPM methods, all computed with the one log-prob scorer (rpm.runtime.scorer).
 
 Table 24 reward (RFT, RL, ThinkingRL; Appendix E.1): the reference model (the base model before SFT)
 reads the Table 24 judge prompt holding the golden response and the candidate; the reward is the
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from rpm import prompts
-from rpm.metrics.scorer import score_pairs
+from rpm.runtime.scorer import score_pairs
 from rpm.train.formats import parse_generation, response_block
 
 EXPECTED = "100%"

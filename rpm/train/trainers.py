@@ -13,14 +13,12 @@ them) and resumes from the last one.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
+from rpm.core.errors import RpmInputError
 from rpm.io import atomic_dir
-
-from rpm.models.prepare import ADAPTER_MANIFEST as MANIFEST
-from rpm.models.prepare import load_chain  # noqa: F401  (the trainers' entry point to it)
+from rpm.runtime.load import load_chain, read_manifest, write_adapter_manifest
 
 
 def lora_config(cfg: dict):
@@ -28,32 +26,6 @@ def lora_config(cfg: dict):
 
     return LoraConfig(r=cfg.get("r", 16), lora_alpha=cfg.get("alpha", 32), lora_dropout=cfg.get("dropout", 0.05),
                       target_modules=cfg.get("target_modules", "all-linear"), task_type="CAUSAL_LM")
-
-
-def read_manifest(model_dir: str | Path) -> dict:
-    """A trained directory's manifest, `base` and `chain` resolved to absolute paths."""
-    from rpm.models.prepare import _adapter_manifest
-
-    m = _adapter_manifest(model_dir)
-    if m is None:
-        raise FileNotFoundError(f"{model_dir}: not a trained model directory (no {MANIFEST}); run `rpm train` first")
-    return m
-
-
-def load_rpm(model_dir: str | Path, dtype: str = "float32"):
-    """(model, tokenizer, manifest) of a trained RPM, all adapters merged (for generation)."""
-    from rpm.models import load_model, load_tokenizer
-
-    m = read_manifest(model_dir)
-    model = load_model(model_dir, dtype)
-    model.eval()
-    return model, load_tokenizer(model_dir), m
-
-
-def write_manifest(write_dir: Path, manifest: dict, final_dir: Path) -> None:
-    from rpm.models.prepare import write_adapter_manifest
-
-    write_adapter_manifest(write_dir, manifest, final_dir)
 
 
 def _last_checkpoint(ckpt_dir: Path) -> str | None:
@@ -67,7 +39,7 @@ def make_config(cls, args: dict, ckpt_dir: Path, seed: int):
     known = set(cls.__dataclass_fields__)
     unknown = sorted(set(args) - known)
     if unknown:
-        raise ValueError(f"{cls.__name__} has no field(s) {unknown} (check the trainer settings in the config)")
+        raise RpmInputError(f"{cls.__name__} has no field(s) {unknown} (check the trainer settings in the config)")
     return cls(**_common_args(args, ckpt_dir, seed))
 
 
@@ -94,7 +66,7 @@ def check_lengths(tok, rows: list[dict], max_length: int, keys_completion=("comp
             if n > max_length:
                 too_long.append(f"{r.get('sample_ID', '?')} ({k}: {n} tokens > max_length {max_length})")
     if too_long:
-        raise ValueError(f"{len(too_long)} training sample(s) exceed max_length and would be truncated: "
+        raise RpmInputError(f"{len(too_long)} training sample(s) exceed max_length and would be truncated: "
                          f"{', '.join(too_long[:10])}; raise max_length in the config or shorten the data")
 
 
@@ -108,7 +80,7 @@ def _finish(trainer, ckpt_dir: Path, out_dir: Path, manifest: dict) -> Path:
         trainer.save_model(str(tmp / "adapter"))
         manifest = {**manifest, "chain": manifest["chain"] + [str(out_dir / "adapter")],
                     "steps": trainer.state.global_step, "resumed_from": resume}
-        write_manifest(tmp, manifest, out_dir)
+        write_adapter_manifest(tmp, manifest, out_dir)
         with open(tmp / "train_log.jsonl", "w", encoding="utf-8") as f:
             for row in history:
                 f.write(json.dumps(row) + "\n")
@@ -168,20 +140,12 @@ def pack_stages(stages: list[Path], tmp: Path, out: Path, subdir: str = "") -> d
         shutil.copytree(st, dest)
         m = read_manifest(st)
         m["chain"] = [moved_adapters.get(c, c) for c in m["chain"]]
-        write_manifest(dest, m, moved_dirs[str(Path(st).resolve())])
+        write_adapter_manifest(dest, m, moved_dirs[str(Path(st).resolve())])
     return {k: str(v) for k, v in moved_dirs.items()}
 
 
 def relink(manifest_dir: Path, manifest: dict, moved: dict[str, str], tmp_dir: Path) -> None:
     """Write `manifest` (chain through stages listed in `moved`) into tmp_dir, to live at manifest_dir."""
     adapters = {str(Path(old) / "adapter"): str(Path(new) / "adapter") for old, new in moved.items()}
-    write_manifest(tmp_dir, {**manifest, "chain": [adapters.get(c, c) for c in manifest["chain"]]}, manifest_dir)
-
-
-def threads(n: int | None) -> None:
-    """Use exactly the cores Snakemake gave the job: oversubscribed OpenMP threads crawl."""
-    if n:
-        import torch
-
-        torch.set_num_threads(n)
-        os.environ["OMP_NUM_THREADS"] = str(n)
+    write_adapter_manifest(tmp_dir, {**manifest, "chain": [adapters.get(c, c) for c in manifest["chain"]]},
+                           manifest_dir)

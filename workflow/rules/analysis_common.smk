@@ -1,17 +1,40 @@
-# Helpers of workflow/rules/analysis.smk (which includes this file): report declarations of its outputs.
+# Helpers of workflow/rules/analysis.smk (which includes this file): the outputs of its rules, each declared
+# for the report with its caption (workflow/report/analysis_{name}.rst).
 
 
 def analysis_report(name, category="4. Analysis", subcategory=None):
     """A table of this stage, declared for the report with its caption."""
-    return report(ANALYSIS_OUTPUTS[name], caption=f"../report/analysis_{name}.rst", category=category,
-                  subcategory=subcategory, labels={"result": name, "format": "csv"})
+    return report(
+        ANALYSIS_OUTPUTS[name],
+        caption=f"../report/analysis_{name}.rst",
+        category=category,
+        subcategory=subcategory,
+        labels={"result": name, "format": "csv"},
+    )
 
 
 def analysis_figure(name, ext, subcategory, category="4. Analysis"):
     """The figure beside a table: same stem, .png or .pdf (both are in the report)."""
     stem = os.path.splitext(ANALYSIS_OUTPUTS[name])[0]
-    return report(f"{stem}.{ext}", caption=f"../report/analysis_{name}.rst", category=category,
-                  subcategory=subcategory, labels={"result": name, "format": ext})
+    return report(
+        f"{stem}.{ext}",
+        caption=f"../report/analysis_{name}.rst",
+        category=category,
+        subcategory=subcategory,
+        labels={"result": name, "format": ext},
+    )
+
+
+def analysis_outputs(name, subcategory, category="4. Analysis", correlations=False):
+    """The outputs of one figure's rule: csv (its table), correlations (its part of correlations.csv, when the
+    figure has correlations), png and pdf (the figure), all but the part in the report.
+    """
+    outputs = {"csv": analysis_report(name, category=category, subcategory=subcategory)}
+    if correlations:
+        outputs["correlations"] = f"{ANALYSIS_PARTS}/{name}.csv"
+    outputs["png"] = analysis_figure(name, "png", subcategory, category=category)
+    outputs["pdf"] = analysis_figure(name, "pdf", subcategory, category=category)
+    return outputs
 
 
 def figure_options(wildcards, output):

@@ -10,12 +10,17 @@
 BB_DIR = "results/bench_build"
 BB = config["bench_build"]
 
-import rpm.bench.build.workflow as bb_workflow
+import rpm.construct.workflow as bb_workflow
 
 BB_MODELS = bb_workflow.model_inputs(config)
 BB_COMMON = bb_workflow.common_options(config)
 BB_PERSONA_SEEDS = bb_workflow.persona_seeds(config)
 BB_CONTEXT_SEEDS = bb_workflow.context_seeds(config)
+# An LLM step's job: the answers come from a served model or an endpoint, so 4 GB and compute.runtime.
+BB_RESOURCES = {
+    "mem_mb": lambda wildcards, attempt: 4000 * attempt,
+    "runtime": lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
+}
 
 
 rule bench_build_characters:
@@ -31,16 +36,21 @@ rule bench_build_characters:
         server=f"{LOGS}/bench_build/characters.server.log",
     benchmark:
         f"{BENCHMARKS}/bench_build/characters.tsv"
-    params:
-        common=BB_COMMON,
-        max_personas=f"--max-personas {BB['max_personas']}" if BB["max_personas"] else "",
-        retriever=f"--retriever-dir {BB['retriever_dir']}" if BB["retriever_dir"] else "",
-        character_seeds=lambda wildcards, input: repeat("--character-seeds", input.character_seeds),
-        num_domains=BB["num_domains"],
     threads: config["compute"]["threads"]
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
+        **BB_RESOURCES,
+    params:
+        common=BB_COMMON,
+        max_personas=(
+            f"--max-personas {BB['max_personas']}" if BB["max_personas"] else ""
+        ),
+        retriever=(
+            f"--retriever-dir {BB['retriever_dir']}" if BB["retriever_dir"] else ""
+        ),
+        character_seeds=lambda wildcards, input: repeat(
+            "--character-seeds", input.character_seeds
+        ),
+        num_domains=BB["num_domains"],
     shell:
         "rpm bench build characters --persona-seeds {input.seeds} --out {output.rows} --report {output.report} "
         "--num-domains {params.num_domains} {params.max_personas} {params.retriever} {params.character_seeds} "
@@ -60,13 +70,12 @@ rule bench_build_personas:
         server=f"{LOGS}/bench_build/personas.server.log",
     benchmark:
         f"{BENCHMARKS}/bench_build/personas.tsv"
+    threads: config["compute"]["threads"]
+    resources:
+        **BB_RESOURCES,
     params:
         common=BB_COMMON,
         max_pairs=f"--max-pairs {BB['max_pairs']}" if BB["max_pairs"] else "",
-    threads: config["compute"]["threads"]
-    resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
     shell:
         "rpm bench build personas --characters {input.characters} --persona-seeds {input.seeds} "
         "--out {output.rows} --report {output.report} {params.max_pairs} {params.common} "
@@ -87,15 +96,14 @@ rule bench_build_dialogues:
         server=f"{LOGS}/bench_build/dialogues.server.log",
     benchmark:
         f"{BENCHMARKS}/bench_build/dialogues.tsv"
+    threads: config["compute"]["threads"]
+    resources:
+        **BB_RESOURCES,
     params:
         common=BB_COMMON,
         seeds=lambda wildcards, input: repeat("--context-seeds", input.seeds),
         n_turn=BB["n_turn"],
         n_word=BB["n_word"],
-    threads: config["compute"]["threads"]
-    resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
     shell:
         "rpm bench build dialogues --characters {input.characters} --personas {input.personas} {params.seeds} "
         "--n-turn {params.n_turn} --n-word {params.n_word} --out {output.rows} --report {output.report} "
@@ -114,14 +122,14 @@ rule bench_build_split:
         report=f"{BB_DIR}/reports/split.json",
     log:
         f"{LOGS}/bench_build/split.log",
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.stats),
         test_fraction=BB["test_fraction"],
         partial="--allow-partial" if BB["allow_partial"] else "",
         seed=config["seed"],
-    resources:
-        mem_mb=1000,
-        runtime=10,
     shell:
         "rpm bench build split --characters {input.characters} --personas {input.personas} "
         "--dialogues {input.dialogues} --out {params.out_dir} --report {output.report} "

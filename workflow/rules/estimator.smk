@@ -12,15 +12,13 @@ rule estimator_coldstart:
         f"{LOGS}/estimator_coldstart/{{module}}.log",
     benchmark:
         f"{BENCHMARKS}/estimator_coldstart/{{module}}.tsv"
+    threads: config["compute"]["threads"]
+    resources:
+        **compute_resources(),
     params:
         settings=estimator_settings,
         checkpoints=lambda wildcards: f"{EST_DIR}/checkpoints/coldstart-{wildcards.module}",
         seed=config["seed"],
-    threads: config["compute"]["threads"]
-    resources:
-        mem_mb=lambda wildcards, attempt: config["compute"]["mem_mb"] * attempt,
-        runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
-        gpu=config["compute"]["gpus"],
     shell:
         "rpm estimator coldstart --module {wildcards.module} --base {input.base} --train-file {input.train} "
         "--traces {input.traces} --settings {params.settings} --out {output} "
@@ -45,16 +43,14 @@ if config["estimator"]["source"] == "coevolve":
             f"{LOGS}/estimator_coevolve.log",
         benchmark:
             f"{BENCHMARKS}/estimator_coevolve.tsv"
+        threads: config["compute"]["threads"]
+        resources:
+            **compute_resources(),
         params:
             pool=lambda wildcards, input: repeat("--pool", input.pool),
             settings=estimator_settings,
             checkpoints=f"{EST_DIR}/checkpoints/coevolve",
             seed=config["seed"],
-        threads: config["compute"]["threads"]
-        resources:
-            mem_mb=lambda wildcards, attempt: config["compute"]["mem_mb"] * attempt,
-            runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
-            gpu=config["compute"]["gpus"],
         shell:
             "rpm estimator coevolve --base {input.base} --reasoner {input.reasoner} --policy {input.policy} "
             "{params.pool} --settings {params.settings} --out {output} --checkpoints {params.checkpoints} "
@@ -86,7 +82,9 @@ else:
 rule estimator_reason:
     input:
         reasoner=lambda wildcards: (
-            f"{EST_DIR}/coevolved" if wildcards.variant == "corl" else REASONER[wildcards.variant]
+            f"{EST_DIR}/coevolved"
+            if wildcards.variant == "corl"
+            else REASONER[wildcards.variant]
         ),
         bench=expand(f"{BENCH_DIR}/{{subset}}.jsonl", subset=SUBSET_NAMES),
     output:
@@ -95,6 +93,9 @@ rule estimator_reason:
         f"{LOGS}/estimator_reason/{{variant}}.log",
     benchmark:
         f"{BENCHMARKS}/estimator_reason/{{variant}}.tsv"
+    threads: config["compute"]["threads"]
+    resources:
+        **compute_resources(),
     params:
         reasoner=lambda wildcards: REASONER[wildcards.variant],
         bench=lambda wildcards, input: repeat("--bench-file", input.bench),
@@ -102,11 +103,6 @@ rule estimator_reason:
         max_new_tokens=config["estimator"]["reason_max_new_tokens"],
         batch_size=config["estimator"]["reason_batch_size"],
         seed=config["seed"],
-    threads: config["compute"]["threads"]
-    resources:
-        mem_mb=lambda wildcards, attempt: config["compute"]["mem_mb"] * attempt,
-        runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
-        gpu=config["compute"]["gpus"],
     shell:
         "rpm reason --reasoner {params.reasoner} {params.bench} --out-dir {params.out_dir} "
         "--max-new-tokens {params.max_new_tokens} --batch-size {params.batch_size} --seed {params.seed} "

@@ -7,12 +7,8 @@
 # persistent directory the verb reads and extends; its files are written atomically and named by content,
 # so parallel judge jobs cannot corrupt it. Delete it to make the judges answer again.
 
-JUDGE_DIR = "results/judge"
-JUDGE_SCORES = f"{JUDGE_DIR}/scores.csv"
-JUDGE_LEDGER = f"{JUDGE_DIR}/ledger.csv"
+# JUDGE_DIR, JUDGE_SCORES, JUDGE_LEDGER and JUDGE_BENCHMARK (judge_benchmarks(): Table 14) are in common.smk.
 JUDGE_CACHE = f"{JUDGE_DIR}/cache"
-# One Snakemake benchmark file per judge job: the measured judge time of Table 14.
-JUDGE_BENCHMARKS = [f"{BENCHMARKS}/judge/{b}/{m}.tsv" for b, m in rpm_pairs()]
 
 
 import rpm.judge.workflow as judge_workflow
@@ -32,21 +28,19 @@ rule judge:
         main=f"{LOGS}/judge/{{base}}/{{method}}.log",
         server=f"{LOGS}/judge/{{base}}/{{method}}.server.log",
     benchmark:
-        f"{BENCHMARKS}/judge/{{base}}/{{method}}.tsv"
+        JUDGE_BENCHMARK
+    # One thread: a served SmolLM2 call costs ~0.9 CPU-s with 1 thread but ~3.3 CPU-s with 2 on a busy 2-core
+    # machine (measured; OpenMP threads spin), so two single-threaded judge jobs share 2 cores best.
+    # A remote endpoint needs no more.
+    threads: 1
+    resources:
+        **compute_resources(gpus=0),
     params:
         bench_dir=lambda wildcards, input: os.path.dirname(input.bench[0]),
         responses_dir=lambda wildcards: f"{RPM_DIR}/{wildcards.base}/{wildcards.method}/responses",
         options=judge_workflow.options(config),
         cache=JUDGE_CACHE,
         seed=config["seed"],
-    # One thread: a served SmolLM2 call costs ~0.9 CPU-s with 1 thread but ~3.3 CPU-s with 2 on a busy 2-core
-    # machine (measured; OpenMP threads spin), so two single-threaded judge jobs share 2 cores best.
-    # A remote endpoint needs no more.
-    threads: 1
-    resources:
-        mem_mb=lambda wildcards, attempt: config["compute"]["mem_mb"] * attempt,
-        runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
-        gpu=0,
     shell:
         "rpm judge run --bench-dir {params.bench_dir} --responses-dir {params.responses_dir} "
         "--rpm {wildcards.base}/{wildcards.method} {params.options} --out {output.verdicts} "
@@ -59,14 +53,21 @@ rule judge_summarize:
         verdicts=[f"{JUDGE_DIR}/{b}/{m}/verdicts.csv" for b, m in rpm_pairs()],
         ledgers=[f"{JUDGE_DIR}/{b}/{m}/ledger.csv" for b, m in rpm_pairs()],
     output:
-        scores=report(JUDGE_SCORES, caption="../report/judge_scores.rst", category="3. LLM-as-a-judge"),
-        ledger=report(JUDGE_LEDGER, caption="../report/judge_ledger.rst", category="3. LLM-as-a-judge"),
+        scores=report(
+            JUDGE_SCORES,
+            caption="../report/judge_scores.rst",
+            category="3. LLM-as-a-judge",
+        ),
+        ledger=report(
+            JUDGE_LEDGER,
+            caption="../report/judge_ledger.rst",
+            category="3. LLM-as-a-judge",
+        ),
     log:
         f"{LOGS}/judge/summarize.log",
     params:
-        dirs=lambda wildcards, input: " ".join(os.path.dirname(v) for v in input.verdicts),
+        dirs=lambda wildcards, input: " ".join(
+            os.path.dirname(v) for v in input.verdicts
+        ),
     shell:
         "rpm judge summarize {params.dirs} --scores-out {output.scores} --ledger-out {output.ledger} > {log} 2>&1"
-
-
-FINAL_TARGETS += [JUDGE_SCORES, JUDGE_LEDGER]

@@ -8,11 +8,11 @@ rule model_prepare:
         f"{LOGS}/model_prepare/{{model}}.log",
     benchmark:
         f"{BENCHMARKS}/model_prepare/{{model}}.tsv"
-    params:
-        spec=model_spec,
     threads: 2
     resources:
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
         runtime=lambda wildcards, attempt: 60 * attempt,
+    params:
+        spec=model_spec,
     shell:
         "rpm model prepare --spec {params.spec} --out {output} > {log} 2>&1"

@@ -12,6 +12,9 @@ rule teacher:
         f"{LOGS}/teacher/{{task}}.log",
     benchmark:
         f"{BENCHMARKS}/teacher/{{task}}.tsv"
+    threads: config["compute"]["threads"]
+    resources:
+        **compute_resources(),
     params:
         endpoint=teacher_endpoint,
         cache=f"{TEACHER_DIR}/cache",
@@ -26,11 +29,6 @@ rule teacher:
         ),
         max_tokens=config["teacher"]["max_tokens"],
         seed=config["seed"],
-    threads: config["compute"]["threads"]
-    resources:
-        mem_mb=lambda wildcards, attempt: config["compute"]["mem_mb"] * attempt,
-        runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
-        gpu=config["compute"]["gpus"],
     shell:
         "rpm teacher {wildcards.task} --bench-file {input.train} --teacher {params.endpoint} "
         "--out {output.out} --report {output.report} --cache-dir {params.cache} --retries {params.retries} "
@@ -48,16 +46,14 @@ rule rpm_train:
         f"{LOGS}/rpm_train/{{base}}/{{method}}.log",
     benchmark:
         f"{BENCHMARKS}/rpm_train/{{base}}/{{method}}.tsv"
+    threads: config["compute"]["threads"]
+    resources:
+        **compute_resources(),
     params:
         options=train_options,
         settings=train_settings,
         checkpoints=lambda wildcards: f"{RPM_DIR}/{wildcards.base}/{wildcards.method}/checkpoints",
         seed=config["seed"],
-    threads: config["compute"]["threads"]
-    resources:
-        mem_mb=lambda wildcards, attempt: config["compute"]["mem_mb"] * attempt,
-        runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
-        gpu=config["compute"]["gpus"],
     shell:
         "rpm train --method {wildcards.method} --base {input.base} --train-file {input.train} "
         "{params.options} --settings {params.settings} --out {output} --checkpoints {params.checkpoints} "
@@ -69,24 +65,25 @@ rule rpm_generate:
         model=f"{RPM_DIR}/{{base}}/{{method}}/model",
         bench=expand(f"{BENCH_DIR}/{{subset}}.jsonl", subset=SUBSET_NAMES),
     output:
-        [f"{RPM_DIR}/{{base}}/{{method}}/responses/{subset}.jsonl" for subset in SUBSET_NAMES],
+        [
+            f"{RPM_DIR}/{{base}}/{{method}}/responses/{subset}.jsonl"
+            for subset in SUBSET_NAMES
+        ],
     log:
         f"{LOGS}/rpm_generate/{{base}}/{{method}}.log",
     benchmark:
         f"{BENCHMARKS}/rpm_generate/{{base}}/{{method}}.tsv"
+    threads: config["compute"]["threads"]
+    resources:
+        **compute_resources(),
     params:
-        bench=lambda wildcards, input: " ".join(f"--bench-file {f}" for f in input.bench),
+        bench=lambda wildcards, input: repeat("--bench-file", input.bench),
         out_dir=lambda wildcards, output: os.path.dirname(output[0]),
         backend=config["rpm"]["generate"]["backend"],
-        max_new_tokens=max_new_tokens,
+        max_new_tokens=lambda wildcards: max_new_tokens(wildcards.method),
         repetition_penalty=config["rpm"]["generate"]["repetition_penalty"],
         batch_size=config["rpm"]["generate"]["batch_size"],
         seed=config["seed"],
-    threads: config["compute"]["threads"]
-    resources:
-        mem_mb=lambda wildcards, attempt: config["compute"]["mem_mb"] * attempt,
-        runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
-        gpu=config["compute"]["gpus"],
     shell:
         "rpm generate --model {input.model} {params.bench} --out-dir {params.out_dir} "
         "--backend {params.backend} --max-new-tokens {params.max_new_tokens} "

@@ -4,7 +4,7 @@
 
 if config["score"]["responses"]:
     SCORE_RESPONSES = config["score"]["responses"].rstrip("/")
-    SCORE_DIR = f"results/score/{config['score']['name']}"
+    # SCORE_DIR (results/score/{name}) is in common.smk: rule all asks for its summary.md.
 
     rule score:
         input:
@@ -18,27 +18,40 @@ if config["score"]["responses"]:
             estimator=f"{EST_DIR}/coevolved",
             reasoning=reasoning_files("corl"),
         output:
-            remi=report(f"{SCORE_DIR}/remi.csv", caption="../report/score_remi.rst", category="7. Your model"),
-            bound=report(f"{SCORE_DIR}/bound.csv", caption="../report/score_bound.rst", category="7. Your model"),
-            figure=report(f"{SCORE_DIR}/remi.png", caption="../report/score_figure.rst", category="7. Your model"),
+            remi=report(
+                f"{SCORE_DIR}/remi.csv",
+                caption="../report/score_remi.rst",
+                category="7. Your model",
+            ),
+            bound=report(
+                f"{SCORE_DIR}/bound.csv",
+                caption="../report/score_bound.rst",
+                category="7. Your model",
+            ),
+            figure=report(
+                f"{SCORE_DIR}/remi.png",
+                caption="../report/score_figure.rst",
+                category="7. Your model",
+            ),
             summary=f"{SCORE_DIR}/summary.md",
         log:
             f"{LOGS}/score/{config['score']['name']}.log",
         benchmark:
             f"{BENCHMARKS}/score/{config['score']['name']}.tsv"
+        threads: config["compute"]["threads"]
+        resources:
+            **compute_resources(),
         params:
             responses=lambda wildcards, input: (
-                input.responses[0] if len(input.responses) == 1 else os.path.dirname(input.responses[0])
+                input.responses[0]
+                if len(input.responses) == 1
+                else os.path.dirname(input.responses[0])
             ),
             bench_dir=lambda wildcards, input: os.path.dirname(input.bench[0]),
             estimator=lambda wildcards, input: os.path.dirname(input.estimator),
             out_dir=lambda wildcards, output: os.path.dirname(output.summary),
             name=config["score"]["name"],
-            normalization=config["metrics"]["normalization"],
-            pairs=config["metrics"]["pairs"],
-            k=config["metrics"]["k"],
-            n_boot=config["metrics"]["n_boot"],
-            seed=config["seed"],
+            metrics=remi_options(),
             batch_size=config["metrics"]["batch_size"],
             overlong=config["metrics"]["overlong"],
             embedder=config["metrics"]["embedder"],
@@ -46,17 +59,9 @@ if config["score"]["responses"]:
             seeds=config["metrics"]["bound_seeds"],
             reason_max_new_tokens=config["estimator"]["reason_max_new_tokens"],
             reason_batch_size=config["estimator"]["reason_batch_size"],
-        threads: config["compute"]["threads"]
-        resources:
-            mem_mb=lambda wildcards, attempt: config["compute"]["mem_mb"] * attempt,
-            runtime=lambda wildcards, attempt: config["compute"]["runtime"] * attempt,
-            gpu=config["compute"]["gpus"],
         shell:
             "rpm score --responses {params.responses:q} --bench {params.bench_dir} --estimator {params.estimator} "
-            "--out {params.out_dir} --name {params.name} --normalization {params.normalization} "
-            "--pairs {params.pairs} -k {params.k} --n-boot {params.n_boot} --seed {params.seed} "
+            "--out {params.out_dir} --name {params.name} {params.metrics} "
             "--batch-size {params.batch_size} --overlong {params.overlong} --embedder {params.embedder} "
             "--sizes {params.sizes} --seeds {params.seeds} --reason-max-new-tokens {params.reason_max_new_tokens} "
             "--reason-batch-size {params.reason_batch_size} --threads {threads} --quiet > {log} 2>&1"
-
-    FINAL_TARGETS += [f"{SCORE_DIR}/summary.md"]

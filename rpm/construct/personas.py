@@ -1,0 +1,118 @@
+"""Step 2 of Appendix A.1, user persona collection (the two prompts of Table 5).
+
+From the (seed persona, agent character) pairs of Step 1 a seeded choice of at most `max_pairs`
+(the paper: 1k) is expanded. The English persona is the seed persona itself (the paper: "the seed
+personas from Step 1 are already described in English"); part 1 rewrites it into German, Spanish,
+Chinese, Japanese and Korean variants, part 2 expands each variant along six aspects in its own
+language. A user persona of the benchmark is the part-1 variant followed by its six expansions.
+Variants in Chinese, Japanese or Korean must be written in that script (checked); a pair whose part 1
+fails is reported and keeps only its English persona, a variant whose part 2 fails is reported.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rpm import prompts
+from rpm.construct.characters import character_text
+from rpm.construct.common import LANGUAGE_NAMES, LANGUAGES, AskPolicy, PersonaSeed, seeded
+from rpm.core.errors import RpmInputError
+from rpm.llm.answers import Report, ask_all, extract_json
+
+EXPANSION_KEYS = ("interests_hobbies", "values_beliefs", "knowledge_expertise", "behavioral_traits",
+                  "communication_style", "cultural_background")
+# The script a variant must use, where one can be checked from the characters alone.
+_SCRIPT = {"zh": re.compile(r"[\u4e00-\u9fff]"), "ja": re.compile(r"[\u3040-\u30ff]"),
+           "ko": re.compile(r"[\uac00-\ud7af]")}
+
+
+@dataclass
+class PersonaSettings:
+    max_pairs: int | None = None   # expand at most this many (seed persona, character) pairs (seeded)
+    seed: int = 0
+
+
+def script_problem(lang: str, text: str) -> str:
+    pattern = _SCRIPT.get(lang)
+    return f"not written in {LANGUAGE_NAMES[lang]} script" if pattern and not pattern.search(text) else ""
+
+
+def parse_variants(text: str):
+    """Table 5 part 1's answer -> ({lang: variant}, repaired, reason); all five must be usable."""
+    obj, repaired = extract_json(text, dict, repair_commas=True)
+    if obj is None:
+        return None, False, "no JSON object in the answer"
+    out, bad = {}, []
+    for n, lang in enumerate(LANGUAGES, start=1):
+        value = obj.get(f"user_persona_variant{n}")
+        if not isinstance(value, str) or not value.strip():
+            bad.append(f"user_persona_variant{n}: missing or empty")
+        elif script_problem(lang, value):
+            bad.append(f"user_persona_variant{n}: {script_problem(lang, value)}")
+        else:
+            out[lang] = value.strip()
+    if bad:
+        return None, False, "; ".join(bad)
+    return out, repaired, ""
+
+
+def parse_expansion(lang: str, text: str):
+    """Table 5 part 2's answer -> (the six aspects, repaired, reason)."""
+    obj, repaired = extract_json(text, dict, repair_commas=True)
+    if obj is None:
+        return None, False, "no JSON object in the answer"
+    bad = [k for k in EXPANSION_KEYS if not isinstance(obj.get(k), str) or not obj[k].strip()]
+    if bad:
+        return None, False, f"missing or empty field(s) {bad}"
+    joined = " ".join(obj[k].strip() for k in EXPANSION_KEYS)
+    if script_problem(lang, joined):
+        return None, False, script_problem(lang, joined)
+    return {k: obj[k].strip() for k in EXPANSION_KEYS}, repaired, ""
+
+
+def pairs_of(characters: list[dict], seeds: dict[str, PersonaSeed]) -> list[tuple[PersonaSeed, dict]]:
+    return [(seeds[pid], c) for c in characters for pid in c["seed_persona_ids"]]
+
+
+def collect_personas(characters: list[dict], seeds: list[PersonaSeed], client, policy: AskPolicy,
+                     settings: PersonaSettings) -> tuple[list[dict], list[Report]]:
+    by_id = {s.id: s for s in seeds}
+    unknown = sorted({pid for c in characters for pid in c["seed_persona_ids"]} - set(by_id))
+    if unknown:
+        raise RpmInputError(f"characters name seed persona(s) {unknown} that the persona seed file does not hold")
+    pairs = pairs_of(characters, by_id)
+    if settings.max_pairs is not None and len(pairs) > settings.max_pairs:
+        keep = set(seeded(settings.seed, "persona-pairs").sample(range(len(pairs)), settings.max_pairs))
+        pairs = [p for i, p in enumerate(pairs) if i in keep]
+    pair_ids = {f"{s.id}-{c['character_id']}": (s, c) for s, c in pairs}
+
+    part1 = Report("expand_1", total=len(pair_ids))
+    part2 = Report("expand_2")
+    rows = [{"persona_id": f"{pid}-en", "pair_id": pid, "seed_persona_id": s.id, "character_id": c["character_id"],
+             "language": "en", "user_persona": s.persona, "source": "seed"} for pid, (s, c) in pair_ids.items()]
+    variants = ask_all(client, {pid: prompts.get("bench_persona_expand_1").render(
+        character_information=character_text(c), original_user_persona=s.persona)
+        for pid, (s, c) in pair_ids.items()}, policy, parse_variants)
+    todo = {}
+    for pid in pair_ids:
+        value, repaired, attempts, why = variants[pid]
+        part1.add(pid, "rejected" if value is None else "repaired" if repaired else "accepted", why, attempts,
+                  id_key="pair_id")
+        for lang, text in (value or {}).items():
+            todo[f"{pid}-{lang}"] = (pid, lang, text)
+    expanded = ask_all(client, {key: prompts.get("bench_persona_expand_2").render(step1_ReversedUserPersona=text)
+                                for key, (_, _, text) in todo.items()}, policy,
+                       lambda key, text: parse_expansion(todo[key][1], text), keyed=True)
+    for key, (pid, lang, variant) in todo.items():
+        value, repaired, attempts, why = expanded[key]
+        part2.add(key, "rejected" if value is None else "repaired" if repaired else "accepted", why, attempts,
+                  id_key="persona_id")
+        if value is None:
+            continue
+        s, c = pair_ids[pid]
+        rows.append({"persona_id": key, "pair_id": pid, "seed_persona_id": s.id, "character_id": c["character_id"],
+                     "language": lang, "user_persona": " ".join([variant, *value.values()]), "source": "llm",
+                     "variant": variant, "expansion": value})
+    part2.total = len(todo)
+    return rows, [part1, part2]

@@ -1,0 +1,248 @@
+"""The one chat client: the teacher (augmentation, rejected responses, reasoning traces) and the
+judges all talk to LLMs through it.
+
+Backends
+    openai  any OpenAI-compatible endpoint (base URL + model; the key is read from the environment
+            variable the config names, never from a file, and never written anywhere).
+    local   an in-process transformers model directory, greedy or sampled: the offline default.
+
+Every completion is cached by content: the SHA-256 of the canonical request (backend, model,
+messages, decoding settings) names a JSON file under the cache directory, so a re-run, or a later
+stage asking the same question, never calls the endpoint twice (an endpoint whose URL changes between runs, a
+local server on a free port, names its model by `cache_scope` instead). Retries with backoff on 429 / 5xx /
+timeouts are the openai client's own (`max_retries`). Token usage is summed per endpoint in a ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rpm.core.errors import RpmInputError
+from rpm.io import write_json
+from rpm.runtime.load import load_model, load_tokenizer
+
+BACKENDS = ("openai", "local")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str                      # label used in logs, ledgers and result rows
+    backend: str = "local"         # "openai" | "local"
+    model: str = ""                # endpoint model name, or the local model directory
+    base_url: str | None = None    # openai backend
+    api_key_env: str | None = None  # name of the environment variable holding the key
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    timeout: float = 120.0
+    max_retries: int = 4
+    seed: int = 0
+    # What names the answering model in the cache key when base_url / model are not stable across runs:
+    # a local `transformers serve` listens on a new free port each run (rpm.llm.serve). None: backend, model
+    # and base_url name it.
+    cache_scope: str | None = None
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise RpmInputError(f"endpoint {self.name!r}: backend must be one of {BACKENDS}, got {self.backend!r}")
+        if not self.model:
+            raise RpmInputError(f"endpoint {self.name!r}: `model` is required")
+        if self.backend == "openai" and not self.base_url:
+            raise RpmInputError(f"endpoint {self.name!r}: the openai backend needs `base_url`")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Endpoint":
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise RpmInputError(f"endpoint {d.get('name', '?')!r}: unknown key(s) {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool
+    key: str
+
+
+@dataclass
+class Ledger:
+    calls: int = 0
+    cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0  # wall time of the calls made (cache hits cost none)
+
+    def add(self, c: Completion, seconds: float = 0.0) -> None:
+        if c.cached:
+            self.cached += 1
+        else:
+            self.calls += 1
+            self.prompt_tokens += c.prompt_tokens
+            self.completion_tokens += c.completion_tokens
+            self.seconds += seconds
+
+
+def request_key(endpoint: Endpoint, messages: list[dict], max_tokens: int, temperature: float, seed: int) -> str:
+    """Content address of a request: everything that can change the answer, nothing else (no key)."""
+    if endpoint.cache_scope is not None:
+        who = {"scope": endpoint.cache_scope}
+    else:
+        who = {"backend": endpoint.backend, "model": endpoint.model, "base_url": endpoint.base_url}
+    canon = {**who, "messages": messages, "max_tokens": max_tokens, "temperature": temperature,
+             "top_p": endpoint.top_p, "seed": seed}
+    return hashlib.sha256(json.dumps(canon, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+@dataclass
+class ChatClient:
+    endpoint: Endpoint
+    cache_dir: Path | None = None
+    ledger: Ledger = field(default_factory=Ledger)
+    # The model directory a local server (rpm.llm.serve) answers for: ledgers name it, not the server's view.
+    served_model: str | None = None
+    _backend: object = field(default=None, repr=False)
+
+    def complete(self, messages: list[dict], *, max_tokens: int | None = None, temperature: float | None = None,
+                 seed: int | None = None) -> Completion:
+        """One chat completion, from the cache when this exact request was made before. A retry after a
+        malformed answer passes another `seed` (and a temperature above 0) so it asks a new question."""
+        max_tokens = self.endpoint.max_tokens if max_tokens is None else max_tokens
+        temperature = self.endpoint.temperature if temperature is None else temperature
+        seed = self.endpoint.seed if seed is None else seed
+        key = request_key(self.endpoint, messages, max_tokens, temperature, seed)
+        path = Path(self.cache_dir) / key[:2] / f"{key}.json" if self.cache_dir else None
+        if path is not None and path.is_file():
+            hit = json.loads(path.read_text(encoding="utf-8"))
+            c = Completion(hit["text"], hit["prompt_tokens"], hit["completion_tokens"], True, key)
+            self.ledger.add(c)
+        else:
+            start = time.perf_counter()
+            text, n_in, n_out = self._call(messages, max_tokens, temperature, seed)
+            seconds = time.perf_counter() - start
+            c = Completion(text, n_in, n_out, False, key)
+            if path is not None:
+                write_json(path, {"endpoint": self.endpoint.name, "messages": messages, "text": text,
+                                  "prompt_tokens": n_in, "completion_tokens": n_out})
+            self.ledger.add(c, seconds)
+        return c
+
+    def complete_many(self, requests: list[list[dict]], *, max_tokens: int | None = None,
+                      temperature: float | None = None, seeds: list[int] | None = None,
+                      batch_size: int = 8) -> list[Completion]:
+        """Many completions; cache misses of a local backend are generated in batches (one seed per
+        batch, the first request's), an endpoint is asked one request at a time."""
+        max_tokens = self.endpoint.max_tokens if max_tokens is None else max_tokens
+        temperature = self.endpoint.temperature if temperature is None else temperature
+        seeds = seeds or [self.endpoint.seed] * len(requests)
+        out: list[Completion | None] = [None] * len(requests)
+        misses = []
+        for i, (messages, seed) in enumerate(zip(requests, seeds)):
+            key = request_key(self.endpoint, messages, max_tokens, temperature, seed)
+            path = Path(self.cache_dir) / key[:2] / f"{key}.json" if self.cache_dir else None
+            if path is not None and path.is_file():
+                hit = json.loads(path.read_text(encoding="utf-8"))
+                out[i] = Completion(hit["text"], hit["prompt_tokens"], hit["completion_tokens"], True, key)
+                self.ledger.add(out[i])
+            else:
+                misses.append((i, key, path))
+        if self.endpoint.backend == "local" and misses:
+            if self._backend is None:
+                self._backend = _LocalBackend(self.endpoint)
+            for start in range(0, len(misses), batch_size):
+                chunk = misses[start:start + batch_size]
+                t0 = time.perf_counter()
+                answers = self._backend.batch([requests[i] for i, _, _ in chunk], max_tokens, temperature,
+                                              seeds[chunk[0][0]])
+                share = (time.perf_counter() - t0) / len(chunk)  # a batch's time, split over its requests
+                for (i, key, path), (text, n_in, n_out) in zip(chunk, answers):
+                    out[i] = Completion(text, n_in, n_out, False, key)
+                    self.ledger.add(out[i], share)
+                    if path is not None:
+                        write_json(path, {"endpoint": self.endpoint.name, "messages": requests[i], "text": text,
+                                          "prompt_tokens": n_in, "completion_tokens": n_out})
+        else:
+            for i, _, _ in misses:  # complete() writes the cache and the ledger
+                out[i] = self.complete(requests[i], max_tokens=max_tokens, temperature=temperature, seed=seeds[i])
+        return out
+
+    def _call(self, messages, max_tokens, temperature, seed) -> tuple[str, int, int]:
+        if self._backend is None:
+            self._backend = (_OpenAIBackend if self.endpoint.backend == "openai" else _LocalBackend)(self.endpoint)
+        return self._backend(messages, max_tokens, temperature, seed)
+
+
+class _OpenAIBackend:
+    def __init__(self, ep: Endpoint):
+        from openai import OpenAI
+
+        key = os.environ.get(ep.api_key_env, "") if ep.api_key_env else ""
+        if ep.api_key_env and not key:
+            raise RuntimeError(f"endpoint {ep.name!r}: environment variable {ep.api_key_env} is not set")
+        # Local servers accept any key; the client library insists on a non-empty one.
+        self.client = OpenAI(base_url=ep.base_url, api_key=key or "unused", timeout=ep.timeout,
+                             max_retries=ep.max_retries)
+        self.ep = ep
+
+    def __call__(self, messages, max_tokens, temperature, seed):
+        r = self.client.chat.completions.create(model=self.ep.model, messages=messages, max_tokens=max_tokens,
+                                                temperature=temperature, top_p=self.ep.top_p, seed=seed)
+        usage = r.usage
+        return (r.choices[0].message.content or "", getattr(usage, "prompt_tokens", 0) or 0,
+                getattr(usage, "completion_tokens", 0) or 0)
+
+
+class _LocalBackend:
+    """An in-process transformers model; greedy when temperature is 0, seeded sampling otherwise."""
+
+    def __init__(self, ep: Endpoint):
+        self.model, self.tok, self.ep = load_model(ep.model), load_tokenizer(ep.model), ep
+        self.model.eval()
+
+    def batch(self, requests, max_tokens, temperature, seed) -> list[tuple[str, int, int]]:
+        """Left-padded batched generation of several chats."""
+        import torch
+
+        self.tok.padding_side = "left"
+        texts = [self.tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in requests]
+        enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        torch.manual_seed(seed)
+        kwargs = dict(do_sample=temperature > 0, max_new_tokens=max_tokens, pad_token_id=self.tok.pad_token_id)
+        if temperature > 0:
+            kwargs.update(temperature=temperature, top_p=self.ep.top_p)
+        with torch.no_grad():
+            out = self.model.generate(**enc, **kwargs)[:, enc["input_ids"].shape[1]:]
+        answers = []
+        for row, mask in zip(out, enc["attention_mask"]):
+            ids = row.tolist()
+            if self.tok.eos_token_id in ids:  # what follows the first end-of-sequence is padding
+                ids = ids[:ids.index(self.tok.eos_token_id) + 1]
+            answers.append((self.tok.decode(ids, skip_special_tokens=True), int(mask.sum()), len(ids)))
+        return answers
+
+    def __call__(self, messages, max_tokens, temperature, seed):
+        import torch
+
+        inputs = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                              return_dict=True)
+        torch.manual_seed(seed)
+        kwargs = dict(do_sample=temperature > 0, max_new_tokens=max_tokens, pad_token_id=self.tok.pad_token_id)
+        if temperature > 0:
+            kwargs.update(temperature=temperature, top_p=self.ep.top_p)
+        with torch.no_grad():
+            out = self.model.generate(**inputs, **kwargs)
+        n_in = inputs["input_ids"].shape[1]
+        new = out[0, n_in:]
+        return self.tok.decode(new, skip_special_tokens=True), n_in, int(new.shape[0])
+
+
+def ledger_row(endpoint: Endpoint, ledger: Ledger, model: str | None = None) -> dict:
+    return {"endpoint": endpoint.name, "model": model or endpoint.model, **asdict(ledger)}
