@@ -79,7 +79,7 @@ def test_pairwise_parser_refuses_malformed(text):
 
 @pytest.mark.parametrize("text, expected", [
     ("10. The reply fits the character", 10.0),        # SmolLM2-135M, as answered here
-    ("1. The reply fits the character perfectly", 1.0),
+    ("1. The reply fits the character perfectly\n2. Score: 9", 9.0),   # a list's enumerators are not scores
     ("7", 7.0),
     ("Score: 8/10", 8.0),
     ("I would rate it 6 out of 10.", 6.0),
@@ -91,7 +91,8 @@ def test_point_score_parser(text, expected):
     assert parse(text).value == expected
 
 
-@pytest.mark.parametrize("text", ["", "ten", "11", "0", "Score: -3", "The reply is fine."])
+@pytest.mark.parametrize("text", ["", "ten", "11", "0", "Score: -3", "The reply is fine.",
+                                  "1. The response is in character.", "1) It fits.\n2) It is short."])
 def test_point_score_parser_refuses_malformed(text):
     parse = parsers.make_parser("point_score", get_prompt("judge_pointscore"))
     p = parse(text)
@@ -122,15 +123,15 @@ def test_model_outcome_from_the_models_side():
 class ScriptedClient:
     """In-memory stand-in for ChatClient: answers from a function of the request (records each call)."""
 
-    def __init__(self, answer):
-        self.answer, self.calls = answer, []
+    def __init__(self, answer, top=lambda prompt: None):
+        self.answer, self.calls, self.top = answer, [], top
         self.endpoint = Endpoint(name="fake", backend="openai", model="fake", base_url="http://fake")
         self.cache_dir, self.ledger = None, Ledger()
 
-    def complete(self, messages, *, max_tokens=None, temperature=None, seed=None):
+    def complete(self, messages, *, max_tokens=None, temperature=None, seed=None, schema=None, top_logprobs=0):
         self.calls.append((temperature, seed))
         text = self.answer(messages[-1]["content"], len(self.calls))
-        c = Completion(text, 10, 1, False, "k")
+        c = Completion(text, 10, 1, False, "k", False, self.top(messages[-1]["content"]) if top_logprobs else None)
         self.ledger.add(c)
         return c
 

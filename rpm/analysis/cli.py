@@ -17,7 +17,7 @@ from rpm.analysis.bound_tightness import (
     read_bound,
     table13,
 )
-from rpm.analysis.common import save_figure, shift_name
+from rpm.analysis.common import judge_validity, save_figure, shift_name
 from rpm.analysis.correlation import CORRELATION_COLUMNS, merge_correlation_files
 from rpm.analysis.cost import TABLE14_COLUMNS, table14, table14_figure
 from rpm.analysis.divergence_terms import TABLE12_COLUMNS, default_rpm, table12, table12_figure
@@ -110,7 +110,8 @@ def fig2_cmd(scores, divergences, method, embedder, judge, id_subset, out, corre
     """Figure 2 (pilot study): WinRate of the SFT RPMs against D_JS(P_X||Q_X) per OOD subset."""
     def go():
         pts = pilot_points(scores, divergences, method=method, judge=judge, id_subset=id_subset, embedder=embedder)
-        return pts, fig2(pts, n_boot=n_boot, seed=seed, confidence=confidence)
+        return pts, fig2(pts, n_boot=n_boot, seed=seed, confidence=confidence,
+                         judge_validity=judge_validity(scores, judge))
 
     pts, (rows, corr, fig) = go()
     _write(out, rows, pilot.POINT_COLUMNS)
@@ -137,7 +138,8 @@ def fig4_cmd(remi_csv, emi_csv, scores, remi_estimator, emi_estimator, judge, id
     def go():
         pts = fig4_points(remi_csv, emi_csv, scores, judge=judge, remi_estimator=remi_estimator,
                           emi_estimator=emi_estimator, id_subset=id_subset)
-        return pts, fig4(pts, n_boot=n_boot, seed=seed, confidence=confidence)
+        return pts, fig4(pts, n_boot=n_boot, seed=seed, confidence=confidence,
+                         judge_validity=judge_validity(scores, judge))
 
     pts, (rows, corr, fig) = go()
     _write(out, rows, judge_agreement.POINT_COLUMNS)

@@ -106,6 +106,19 @@ def metric_values(path: str | os.PathLike, quantity: str, estimator: str | None 
     return keyed(df, ["rpm", "subset"], "value")
 
 
+def judge_validity(path: str | os.PathLike, judge: str = "ensemble") -> str:
+    """What a judge's validity check showed, from scores.csv's validity columns: "above chance (accuracy a
+    [lo, hi])", or "not shown: ... not a finding" when the interval includes chance or no check was run."""
+    df = only(read_table(path, SCORES_COLUMNS), "judge", judge, "judge")
+    if "validity_accuracy" not in df.columns or df.empty:
+        return "not shown: no validity check of this judge; the correlation is not a finding"
+    acc, lo, hi = (float(df[c].iloc[0]) for c in ("validity_accuracy", "validity_ci_low", "validity_ci_high"))
+    shown = f"accuracy {acc:.3f} [{lo:.3f}, {hi:.3f}] against chance 0.5"
+    if math.isnan(lo) or lo <= 0.5:
+        return f"not shown: judge validity {shown}; the correlation is not a finding"
+    return f"above chance: judge validity {shown}"
+
+
 def judge_winrates(path: str | os.PathLike, judge: str = "ensemble") -> dict[tuple[str, str], float]:
     """{(rpm, subset): WinRate} of one judge (or the ensemble) from the judge's scores.csv."""
     df = read_table(path, SCORES_COLUMNS)

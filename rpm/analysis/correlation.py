@@ -17,8 +17,10 @@ from rpm.analysis.common import AnalysisInputError, read_table
 from rpm.core.errors import RpmInputError
 from rpm.metrics.tables import SHIFT_ORDER
 
+# judge_validity: for a correlation with a judge's WinRate, what the judge's validity check showed (rpm judge
+# validity); "not shown ..." means the correlation is not a finding. Empty for correlations without a judge.
 CORRELATION_COLUMNS = ["figure", "x", "y", "scope", "n", "pearson_r", "pearson_p", "pearson_ci_low", "pearson_ci_high",
-                       "spearman_rho", "spearman_p", "spearman_ci_low", "spearman_ci_high"]
+                       "spearman_rho", "spearman_p", "spearman_ci_low", "spearman_ci_high", "judge_validity"]
 FIGURES = ("fig2", "fig4a", "fig4b", "fig4c", "fig4d", "fig5a", "table13")
 
 
@@ -84,10 +86,11 @@ def correlate(x, y, *, n_boot: int = 1000, confidence: float = 0.95, seed: int =
                        float(sr.statistic), float(sr.pvalue), s_lo, s_hi)
 
 
-def correlation_row(figure: str, x_name: str, y_name: str, scope: str, c: Correlation) -> dict:
+def correlation_row(figure: str, x_name: str, y_name: str, scope: str, c: Correlation,
+                    judge_validity: str = "") -> dict:
     if figure not in FIGURES:
         raise RpmInputError(f"unknown figure {figure!r}; one of {FIGURES}")
-    return {"figure": figure, "x": x_name, "y": y_name, "scope": scope, **asdict(c)}
+    return {"figure": figure, "x": x_name, "y": y_name, "scope": scope, **asdict(c), "judge_validity": judge_validity}
 
 
 def merge_correlation_files(paths) -> list[dict]:
@@ -103,18 +106,18 @@ def merge_correlation_files(paths) -> list[dict]:
 
 
 def correlate_points(figure: str, points, *, n_boot: int, seed: int, confidence: float = 0.95,
-                     by_shift: bool = True) -> tuple[Correlation, list[dict]]:
+                     by_shift: bool = True, judge_validity: str = "") -> tuple[Correlation, list[dict]]:
     """The correlation over all included points (scope "all") and, with by_shift, per shift type;
     returns the overall correlation and the correlations.csv rows."""
 
     x, y = points.arrays()
     overall = correlate(x, y, n_boot=n_boot, confidence=confidence, seed=seed)
-    rows = [correlation_row(figure, points.x_name, points.y_name, "all", overall)]
+    rows = [correlation_row(figure, points.x_name, points.y_name, "all", overall, judge_validity)]
     if by_shift:
         for shift in SHIFT_ORDER:
             sel = [r for r in points.included if r["shift"] == shift]
             if sel:
                 c = correlate([r["x"] for r in sel], [r["y"] for r in sel], n_boot=n_boot, confidence=confidence,
                               seed=seed)
-                rows.append(correlation_row(figure, points.x_name, points.y_name, shift, c))
+                rows.append(correlation_row(figure, points.x_name, points.y_name, shift, c, judge_validity))
     return overall, rows

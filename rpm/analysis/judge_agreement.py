@@ -33,12 +33,17 @@ def fig4_points(remi_csv, emi_csv, scores_csv, *, judge: str = "ensemble", remi_
     return out
 
 
-def fig4(points: dict[str, Points], *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95):
-    """Rows of the points table, rows of the correlation table, and the 2 x 2 figure."""
+def fig4(points: dict[str, Points], *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95,
+         judge_validity: str = ""):
+    """Rows of the points table, rows of the correlation table, and the 2 x 2 figure. `judge_validity` (what
+    the judge's validity check showed) goes into every correlation row and the figure's title."""
     fig, axes = new_figure(2, 2, figsize=(10, 8.5))
     point_rows, corr_rows = [], []
+    if judge_validity:
+        fig.suptitle(judge_validity, fontsize=8)
     for ax, (panel, pts) in zip(axes.flat, points.items()):
-        overall, rows = correlate_points(panel, pts, n_boot=n_boot, seed=seed, confidence=confidence)
+        overall, rows = correlate_points(panel, pts, n_boot=n_boot, seed=seed, confidence=confidence,
+                                         judge_validity=judge_validity)
         corr_rows += rows
         point_rows += [{"panel": panel, "x_name": pts.x_name, "y_name": pts.y_name, **r} for r in pts.rows]
         scatter_with_fit(ax, pts, overall, title=PANELS[panel][3], xlabel=pts.x_name, ylabel=pts.y_name)

@@ -53,11 +53,13 @@ def pilot_points(scores_csv, divergences_csv, *, method: str = "sft", judge: str
     return pts
 
 
-def fig2(pts, *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95):
-    """Rows of the points table, rows of the correlation table, and the figure."""
+def fig2(pts, *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95, judge_validity: str = ""):
+    """Rows of the points table, rows of the correlation table, and the figure. `judge_validity` (what the
+    judge's validity check showed) goes into every correlation row and the figure's title."""
     for r in pts.rows:
         r["x"], r["y"] = r["d_js"], r["winrate"]
-    overall, corr_rows = correlate_points("fig2", pts, n_boot=n_boot, seed=seed, confidence=confidence)
+    overall, corr_rows = correlate_points("fig2", pts, n_boot=n_boot, seed=seed, confidence=confidence,
+                                          judge_validity=judge_validity)
     rows = [{c: r[c] for c in POINT_COLUMNS} for r in pts.rows]
     fig, axes = new_figure(1, 3, figsize=(14, 4.2), sharey=True)
     by_scope = {r["scope"]: r for r in corr_rows}
@@ -85,6 +87,7 @@ def fig2(pts, *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95):
     axes[-1].legend(fontsize=7)
     note = pts.exclusion_note()
     fig.suptitle(f"Pilot study: WinRate of the SFT RPMs under distribution shift (overall Pearson r = "
-                 f"{overall.pearson_r:.3f}, n = {overall.n}){'; ' + note if note else ''}", fontsize=10)
+                 f"{overall.pearson_r:.3f}, n = {overall.n}){'; ' + note if note else ''}"
+                 f"{chr(10) + judge_validity if judge_validity else ''}", fontsize=10)
     fig.tight_layout()
     return rows, corr_rows, fig

@@ -44,8 +44,10 @@ def _base_map(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--out-md", required=True, type=click.Path(dir_okay=False), help="The readable report (audit.md).")
 @click.option("--out-csv", required=True, type=click.Path(dir_okay=False),
               help="One row per compared cell: table, row, column, ours, paper, difference, verdict, tolerance, note.")
+@click.option("--judge-validity", type=_FILE, default=None,
+              help="results/judge/validity/validity.csv (the judges' validity check, reported beside Figures 2, 4).")
 def audit_cmd(scale, remi, perplexity, bound, stats, bench_dir, correlations, cost, base_map, published, out_md,
-              out_csv):
+              out_csv, judge_validity):
     """Check the paper's tables against each other, and put this run's numbers beside the published ones.
 
     Every input is optional: a table whose input is not given is reported as "not reproduced", and the
@@ -53,7 +55,8 @@ def audit_cmd(scale, remi, perplexity, bound, stats, bench_dir, correlations, co
     """
     pub = load(published) if published else None
     result = run_audit(scale=scale, published=pub, remi=remi, perplexity=perplexity, bound=bound, stats=stats,
-                       bench_dir=bench_dir, correlations=correlations, cost=cost, base_map=_base_map(base_map))
+                       bench_dir=bench_dir, correlations=correlations, cost=cost, base_map=_base_map(base_map),
+                       judge_validity=judge_validity)
     write_csv(out_csv, result)
     write_markdown(out_md, result)
     bad = sum(f.consistent is False for f in result.findings)

@@ -28,6 +28,7 @@ from rpm.audit.ours import (
     ours_table12,
     ours_table14,
     ours_table20,
+    read_csv_rows,
 )
 from rpm.audit.published import Published, cells, load as load_published
 
@@ -42,6 +43,7 @@ class Audit:
     rows: list[AuditRow] = field(default_factory=list)
     inputs: dict[str, str] = field(default_factory=dict)   # input name -> path or "(not given)"
     fits: dict[str, float] = field(default_factory=dict)   # Table 12 fit results, for the summary
+    validity: list[dict] = field(default_factory=list)     # the judges' validity check (validity.csv rows)
 
 
 def _verdict(ours: Ours | None, paper: Published | None, scale: str) -> tuple[str, float | None, str]:
@@ -83,7 +85,7 @@ def _derived_published(table: str, values: dict[tuple[str, str], float], source:
 
 def run_audit(*, scale: str, published: Sequence[Published] | None = None, remi=None, perplexity=None, bound=None,
               stats=None, bench_dir=None, correlations=None, cost=None,
-              base_map: dict[str, str] | None = None) -> Audit:
+              base_map: dict[str, str] | None = None, judge_validity=None) -> Audit:
     """The whole audit: self-consistency findings, then one row per published cell (paths None = not given)."""
     if scale not in SCALES:
         raise AuditInputError(f"scale must be one of {SCALES}, got {scale!r}")
@@ -101,7 +103,10 @@ def run_audit(*, scale: str, published: Sequence[Published] | None = None, remi=
                   "delta_h0_max": float(fit.delta_if_h_zero.max()),
                   "slope": fit.slope, "intercept": fit.intercept}
     given = {"remi": remi, "perplexity": perplexity, "bound": bound, "stats": stats, "bench_dir": bench_dir,
-             "correlations": correlations, "cost": cost}
+             "correlations": correlations, "cost": cost, "judge_validity": judge_validity}
+    if judge_validity:
+        audit.validity = [r for _, r in read_csv_rows(judge_validity, ["judge", "n_samples", "accuracy", "ci_low",
+                                                                       "ci_high", "verdict"])]
     audit.inputs = {k: str(v) if v is not None else "(not given)" for k, v in given.items()}
 
     def absent(name):

@@ -63,6 +63,15 @@ def render_markdown(audit: Audit) -> str:
     lines += ["", "Per table:", ""]
     lines += _md_table(["table", *VERDICTS], [[t, *(sum(r.table == t and r.verdict == v for r in audit.rows)
                                                      for v in VERDICTS)] for t in tables])
+    if audit.validity:
+        lines += ["", "## The judges' validity", "",
+                  "Each judge compared every checked sample's golden reply with another sample's golden reply of the "
+                  "same subset, both orders (chance 0.5). The paper's judge-based results (Figures 2 and 4) are "
+                  "only comparable where this run's judge is above chance.", ""]
+        lines += _md_table(["judge", "samples", "accuracy", "95% interval", "verdict"],
+                           [[v["judge"], v["n_samples"], f"{float(v['accuracy']):.3f}",
+                             f"[{float(v['ci_low']):.3f}, {float(v['ci_high']):.3f}]", v["verdict"]]
+                            for v in audit.validity])
     lines += ["", "## The paper against itself", "",
               "Each check uses only numbers printed in the paper. \"consistent\" means within the stated tolerance "
               "(the printed rounding unless noted).", ""]

@@ -72,6 +72,14 @@ def parse_candidates(text: str):
     return (good, problems), repaired, ""
 
 
+def refine_schema(name: str) -> dict:
+    """Table 4 part 2's response_schema keyed by this character's name (the template writes the placeholder)."""
+    schema = prompts.get("bench_character_refine").response_schema
+    schema["properties"] = {name: schema["properties"].pop("{character_name}")}
+    schema["required"] = [name]
+    return schema
+
+
 def parse_refined(text: str, name: str):
     """Table 4b's answer -> (the four aspects, repaired, reason)."""
     obj, repaired = extract_json(text, dict, repair_commas=True)
@@ -143,7 +151,8 @@ def collect_characters(seeds: list[PersonaSeed], client, policy: AskPolicy, sett
     known = {s.id for s in seeds}
     initial = Report("initial", total=len(seeds))
     cands = Report("initial_candidates")
-    answers = ask_all(client, {s.id: _initial_prompt(s, settings) for s in seeds}, policy, parse_candidates)
+    answers = ask_all(client, {s.id: _initial_prompt(s, settings) for s in seeds}, policy, parse_candidates,
+                      schema=prompts.get("bench_character_initial").response_schema)
 
     # Distinct characters in order of first mention; a character named for two personas is one character.
     chars: dict[str, dict] = {}
@@ -190,7 +199,8 @@ def collect_characters(seeds: list[PersonaSeed], client, policy: AskPolicy, sett
                  for c in found}
     by_id = {c["character_id"]: c for c in found}
     refined = ask_all(client, {cid: _refine_prompt(c, retrieved[cid]) for cid, c in by_id.items()}, policy,
-                      lambda cid, text: parse_refined(text, by_id[cid]["character_name"]), keyed=True)
+                      lambda cid, text: parse_refined(text, by_id[cid]["character_name"]), keyed=True,
+                      schema=lambda cid: refine_schema(by_id[cid]["character_name"]))
     ok = []
     for c in found:
         cid = c["character_id"]
@@ -206,7 +216,8 @@ def collect_characters(seeds: list[PersonaSeed], client, policy: AskPolicy, sett
 
     classify = Report("classify", total=len(ok))
     kinds = ask_all(client, {c["character_id"]: prompts.get("bench_character_classify").render(
-        character_information=character_text(c)) for c in ok}, policy, parse_kind)
+        character_information=character_text(c)) for c in ok}, policy, parse_kind,
+        schema=prompts.get("bench_character_classify").response_schema)
     out = []
     for c in ok:
         value, repaired, attempts, why = kinds[c["character_id"]]

@@ -11,7 +11,6 @@ from rpm.construct.characters import CharacterSettings, collect_characters
 from rpm.construct.common import (
     AskPolicy,
     counts_line,
-    open_client,
     read_character_seeds,
     read_context_seeds,
     read_items,
@@ -22,6 +21,7 @@ from rpm.construct.dialogues import DialogueSettings, collect_dialogues
 from rpm.construct.personas import PersonaSettings, collect_personas
 from rpm.construct.retrieve import make_retriever
 from rpm.construct.split import SplitSettings, split, write_split
+from rpm.llm.serve import open_client
 
 
 def _endpoint_options(f):
@@ -61,7 +61,8 @@ def _run(step_fn, endpoint_spec, server_log, cache_dir, report, retries, retry_t
     policy = AskPolicy(retries=retries, retry_temperature=retry_temperature, max_tokens=max_tokens, seed=seed)
     spec = parse_mapping(endpoint_spec, "--endpoint")
     try:
-        with open_client(spec, cache_dir, server_log or Path(report).parent / "server.log") as client:
+        with open_client(spec, cache_dir, server_log or Path(report).parent / "server.log",
+                         name="bench_build") as client:
             summary = step_fn(client, policy, **kw)
     except openai.APIError as e:  # refused, timed out, or 429/5xx after the client's own retries
         ep = client.endpoint

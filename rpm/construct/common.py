@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import yaml
 
@@ -15,8 +13,7 @@ from rpm.bench.schema import check_sample_id
 from rpm.core.errors import RpmInputError
 from rpm.io import iter_jsonl, write_json, write_jsonl
 from rpm.llm.answers import Report
-from rpm.llm.client import ChatClient, Endpoint, ledger_row
-from rpm.llm.serve import served_client
+from rpm.llm.client import ChatClient, ledger_row
 
 # The character domains of Step 1 (Table 4's "categories") are the character-shift subsets' tags.
 DOMAINS = ("Literature", "Film & Television", "Theater", "Gaming")
@@ -188,25 +185,3 @@ def counts_line(summary: dict) -> str:
 # ---------------------------------------------------------------- the endpoint
 
 
-@contextlib.contextmanager
-def open_client(spec: dict, cache_dir: str | os.PathLike | None, server_log: str | os.PathLike | None = None
-                ) -> Iterator[ChatClient]:
-    """A ChatClient for an endpoint spec (rpm.llm.client.Endpoint fields). With `serve: MODEL_DIR` the model is
-    served by `transformers serve` on a free loopback port from the first cache miss (rpm.llm.serve) and asked
-    over HTTP, like any remote endpoint; its cache identity is the prepared model (rpm.llm.serve.serve_scope),
-    not the port, so a re-run in a new process still answers from the cache."""
-    spec = dict(spec)
-    spec.setdefault("name", "bench_build")
-    serve_dir = spec.pop("serve", None)
-    if serve_dir is None:
-        yield ChatClient(Endpoint.from_dict(spec), cache_dir=Path(cache_dir) if cache_dir else None)
-        return
-
-    # A 135M model on 2 CPU cores writes ~10 tokens/s, slower beside other jobs: a long answer can take
-    # minutes, past the client's 120 s default.
-    spec.setdefault("timeout", 600.0)
-    log_path = Path(server_log) if server_log else None
-    if log_path:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-    with served_client(serve_dir, spec, cache_dir, log_path) as client:
-        yield client

@@ -80,6 +80,13 @@ def parse_variants(text: str, original_query: str):
     return good, repaired, "; ".join(dropped)
 
 
+def selection_schema(candidates: list[dict]) -> dict:
+    """Table 7 part 2's response_schema with the selected query restricted to this request's candidates."""
+    schema = prompts.get("bench_dialogue_word_composition_2").response_schema
+    schema["properties"]["selected_user_query_variant"]["enum"] = [c["user_query_variant"] for c in candidates]
+    return schema
+
+
 def parse_selection(text: str, candidates: list[dict]):
     """Word-level part 2 -> ((query, response), repaired, reason); the query must be a candidate's."""
     obj, repaired = extract_json(text, dict, repair_commas=True)
@@ -113,7 +120,7 @@ def collect_dialogues(personas: list[dict], characters: list[dict], contexts: li
     answers = ask_all(client, {pid: prompts.get("bench_dialogue_id").render(
         user_persona=p["user_persona"], context_seed=seed_of[pid].text(),
         agent_character=character_text(chars[p["character_id"]])) for pid, p in people.items()},
-        policy, lambda text: parse_rounds(text, 4))
+        policy, lambda text: parse_rounds(text, 4), schema=prompts.get("bench_dialogue_id").response_schema)
     rows = []
     for pid, p in people.items():
         turns, repaired, attempts, why = answers[pid]
@@ -143,7 +150,8 @@ def _turn_level(base, people, chars, client, policy, settings):
         fields[f"{d1['dialogue_id']}+{d2['dialogue_id']}"] = prompts.get("bench_dialogue_turn_composition").render(
             user_persona=p["user_persona"], agent_character=character_text(chars[d1["character_id"]]),
             dialogue_1=dialogue_text(d1["turns"]), dialogue_2=dialogue_text(d2["turns"]))
-    answers = ask_all(client, fields, policy, lambda text: parse_rounds(text, 8))
+    answers = ask_all(client, fields, policy, lambda text: parse_rounds(text, 8),
+                      schema=prompts.get("bench_dialogue_turn_composition").response_schema)
     rows = []
     for (d1, d2), key in zip(pairs, fields):
         turns, repaired, attempts, why = answers[key]
@@ -170,7 +178,8 @@ def _word_level(base, people, chars, seed_of, contexts, client, policy, settings
 
     variants = ask_all(client, {k: prompts.get("bench_dialogue_word_composition_1").render(
         **fields(d), str_reference_user_chat_history=seed_of[d["persona_id"]].text()) for k, d in by_id.items()},
-        policy, lambda k, text: parse_variants(text, by_id[k]["turns"][-2]["user_query"]), keyed=True)
+        policy, lambda k, text: parse_variants(text, by_id[k]["turns"][-2]["user_query"]), keyed=True,
+        schema=prompts.get("bench_dialogue_word_composition_1").response_schema)
     todo = {}
     for k in by_id:
         value, repaired, attempts, why = variants[k]
@@ -181,7 +190,8 @@ def _word_level(base, people, chars, seed_of, contexts, client, policy, settings
     part2.total = len(todo)
     picks = ask_all(client, {k: prompts.get("bench_dialogue_word_composition_2").render(
         **fields(by_id[k]), str_candidate_variants=json.dumps(c, ensure_ascii=False, indent=1))
-        for k, c in todo.items()}, policy, lambda k, text: parse_selection(text, todo[k]), keyed=True)
+        for k, c in todo.items()}, policy, lambda k, text: parse_selection(text, todo[k]), keyed=True,
+        schema=lambda k: selection_schema(todo[k]))
     rows = []
     for k in todo:
         value, repaired, attempts, why = picks[k]

@@ -93,7 +93,8 @@ def collect_personas(characters: list[dict], seeds: list[PersonaSeed], client, p
              "language": "en", "user_persona": s.persona, "source": "seed"} for pid, (s, c) in pair_ids.items()]
     variants = ask_all(client, {pid: prompts.get("bench_persona_expand_1").render(
         character_information=character_text(c), original_user_persona=s.persona)
-        for pid, (s, c) in pair_ids.items()}, policy, parse_variants)
+        for pid, (s, c) in pair_ids.items()}, policy, parse_variants,
+        schema=prompts.get("bench_persona_expand_1").response_schema)
     todo = {}
     for pid in pair_ids:
         value, repaired, attempts, why = variants[pid]
@@ -103,7 +104,8 @@ def collect_personas(characters: list[dict], seeds: list[PersonaSeed], client, p
             todo[f"{pid}-{lang}"] = (pid, lang, text)
     expanded = ask_all(client, {key: prompts.get("bench_persona_expand_2").render(step1_ReversedUserPersona=text)
                                 for key, (_, _, text) in todo.items()}, policy,
-                       lambda key, text: parse_expansion(todo[key][1], text), keyed=True)
+                       lambda key, text: parse_expansion(todo[key][1], text), keyed=True,
+                       schema=prompts.get("bench_persona_expand_2").response_schema)
     for key, (pid, lang, variant) in todo.items():
         value, repaired, attempts, why = expanded[key]
         part2.add(key, "rejected" if value is None else "repaired" if repaired else "accepted", why, attempts,

@@ -19,13 +19,19 @@ from rpm.bench.subsets import subset as subset_info
 from rpm.core.errors import RpmError, RpmInputError
 from rpm.core.names import SUBSET_NAMES
 from rpm.judge.parsers import PARSERS, Parsed, make_parser, neutral_value
+from rpm.judge.verdicts import TOP_LOGPROBS, score_from_logprobs, winrate_from_logprobs
 from rpm.llm.client import ChatClient, Endpoint
 from rpm.llm.serve import served_client
 from rpm.metrics.inputs import align, read_text_rows
 
+# source: logprobs (a probability from the verdict tokens), text (parsed from the answer), neutral (unparsed:
+# counted at the neutral value, and in n_unparsed).
 VERDICT_COLUMNS = ["judge", "judge_model", "prompt", "prompt_sha256", "parser", "rpm", "subset", "shift", "sample_ID",
-                   "kind", "order", "parsed", "score", "attempts", "raw"]
-SCORE_COLUMNS = ["rpm", "subset", "shift", "judge", "winrate", "pointscore", "n_samples", "n_verdicts", "n_unparsed"]
+                   "kind", "order", "parsed", "source", "score", "attempts", "raw"]
+# unparsed_share: n_unparsed / n_verdicts, beside every WinRate. validity_*: the judge's validity check
+# (rpm.judge.validity), the same on every row of a judge; NaN when no check was run.
+SCORE_COLUMNS = ["rpm", "subset", "shift", "judge", "winrate", "pointscore", "n_samples", "n_verdicts", "n_unparsed",
+                 "unparsed_share", "validity_accuracy", "validity_ci_low", "validity_ci_high"]
 LEDGER_COLUMNS = ["judge", "model", "calls", "cached", "prompt_tokens", "completion_tokens", "seconds"]
 BACKENDS = ("serve_local", "openai")
 ENSEMBLE = "ensemble"
@@ -100,19 +106,23 @@ def pick(samples: Sequence[Sample], k: int | None, seed: int, subset: str) -> li
     return [s for i, s in enumerate(samples) if i in chosen]
 
 
-def load_items(bench_dir: str | os.PathLike, responses_dir: str | os.PathLike, *, max_per_subset: int | None,
+def load_items(bench_dir: str | os.PathLike, responses_dir: str | os.PathLike | None, *, max_per_subset: int | None,
                seed: int, limit: int | None = None, subsets: Sequence[str] = SUBSET_NAMES) -> list[Item]:
     """The samples to judge: every subset's benchmark file and the RPM's response file (which must answer
     every benchmark sample, validated as the metrics validate it), a seeded max_per_subset of each, then at
-    most `limit` in all (a dry check)."""
+    most `limit` in all (a dry check). Without a responses directory the responses are empty (the validity
+    check fills them)."""
     items: list[Item] = []
     for name in subsets:
         bench_file = Path(bench_dir) / f"{name}.jsonl"
-        resp_file = Path(responses_dir) / f"{name}.jsonl"
         samples = read_jsonl(bench_file)
-        texts = dict(zip([s.sample_ID for s in samples],
-                         align(read_text_rows(resp_file, "response"), samples, file=str(resp_file),
-                               bench_file=str(bench_file))))
+        if responses_dir is None:
+            texts = {s.sample_ID: "" for s in samples}
+        else:
+            resp_file = Path(responses_dir) / f"{name}.jsonl"
+            texts = dict(zip([s.sample_ID for s in samples],
+                             align(read_text_rows(resp_file, "response"), samples, file=str(resp_file),
+                                   bench_file=str(bench_file))))
         items += [Item(name, s, texts[s.sample_ID]) for s in pick(samples, max_per_subset, seed, name)]
     return items if limit is None else items[:limit]
 
@@ -184,18 +194,25 @@ def open_client(judge: JudgeConfig, cache_dir: str | os.PathLike | None,
         yield client
 
 
-def ask(client: ChatClient, messages: list, parse, judge: JudgeConfig) -> tuple[Parsed, int, str]:
-    """(verdict, attempts, raw text of the last attempt): the first attempt at the judge's temperature, each
-    retry after an unparsed answer at retry_temperature with another seed, so it is a new request."""
+def ask(client: ChatClient, messages: list, parse, judge: JudgeConfig, from_logprobs=None
+        ) -> tuple[Parsed, int, str, float | None]:
+    """(verdict, attempts, raw text of the last attempt, probability score or None). The first attempt, at the
+    judge's temperature, asks for the first token's top_logprobs where the endpoint gives them; when
+    `from_logprobs` reads a score from them, that is the verdict. Otherwise the text is parsed, and each retry
+    after an unparsed answer goes at retry_temperature with another seed, so it is a new request."""
     for attempt in range(judge.retries + 1):
         if attempt == 0:
-            answer = client.complete(messages)
+            answer = client.complete(messages, top_logprobs=TOP_LOGPROBS if from_logprobs else 0)
+            if answer.top_logprobs and from_logprobs is not None:
+                value = from_logprobs(answer.top_logprobs)
+                if value is not None:
+                    return Parsed(value), 1, answer.text, value
         else:
             answer = client.complete(messages, temperature=judge.retry_temperature, seed=judge.seed + attempt)
         verdict = parse(answer.text)
         if verdict.value is not None:
             break
-    return verdict, attempt + 1, answer.text
+    return verdict, attempt + 1, answer.text, None
 
 
 def _redact(text: str, judge: JudgeConfig) -> str:
@@ -213,30 +230,41 @@ def judge_items(client: ChatClient, judge: JudgeConfig, items: Sequence[Item], r
     for kind in ("winrate", "pointscore"):
         name, parser = getattr(judge, f"{kind}_prompt"), getattr(judge, f"{kind}_parser")
         template = prompts.get(name)
-        meta[kind] = (name, prompt_sha256(name), parser, make_parser(parser, template), neutral_value(parser, template))
+        meta[kind] = (name, prompt_sha256(name), parser, make_parser(parser, template), neutral_value(parser, template),
+                      template)
     requests = [r for item in items for r in requests_for(item, judge, context_turns)]
     rows = []
     for req in tqdm(requests, desc=f"judge {judge.name}", unit="verdict", disable=not progress):
-        name, sha, parser, parse, neutral = meta[req.kind]
+        name, sha, parser, parse, neutral, template = meta[req.kind]
+        if req.kind == "winrate":
+            def from_logprobs(top, order=req.order):
+                return winrate_from_logprobs(top, order)
+        else:
+            lo, hi = template.extras["scale"]
+
+            def from_logprobs(top, scale=(float(lo), float(hi))):
+                return score_from_logprobs(top, scale)
         try:
-            verdict, attempts, raw = ask(client, req.messages, parse, judge)
+            verdict, attempts, raw, probability = ask(client, req.messages, parse, judge, from_logprobs)
         except openai.APIError as e:  # connection refused, timeouts and 429/5xx after the client's retries
             raise JudgeError(
                 f"judge {judge.name!r} at {client.endpoint.base_url}: {type(e).__name__}: {_redact(str(e), judge)} "
                 f"(after up to {judge.max_retries} retries with backoff), at verdict {len(rows) + 1} of "
                 f"{len(requests)} ({req.item.subset} {req.item.sample.sample_ID} {req.kind} {req.order}). Every "
                 f"answer received is cached in {client.cache_dir}: re-run to resume.") from None
-        if verdict.value is None:
-            score = neutral
+        if probability is not None:
+            score, source = probability, "logprobs"
+        elif verdict.value is None:
+            score, source = neutral, "neutral"
         elif req.kind == "winrate":
-            score = model_outcome(verdict.value, req.order)
+            score, source = model_outcome(verdict.value, req.order), "text"
         else:
-            score = float(verdict.value)
+            score, source = float(verdict.value), "text"
         rows.append({"judge": judge.name, "judge_model": judge.model, "prompt": name, "prompt_sha256": sha,
                      "parser": parser, "rpm": rpm, "subset": req.item.subset,
                      "shift": subset_info(req.item.subset).shift, "sample_ID": req.item.sample.sample_ID,
-                     "kind": req.kind, "order": req.order,
-                     "parsed": verdict.value is not None, "score": score, "attempts": attempts, "raw": raw})
+                     "kind": req.kind, "order": req.order, "parsed": verdict.value is not None, "source": source,
+                     "score": score, "attempts": attempts, "raw": raw})
     return rows
 
 
@@ -275,6 +303,8 @@ def read_verdicts(path: str | os.PathLike) -> list[dict]:
         where = f"{path}, line {line}, sample {r['sample_ID']!r}"
         if r["parsed"] not in ("True", "False"):
             raise RpmInputError(f"{where}: field parsed must be True or False, got {r['parsed']!r}")
+        if r["source"] not in ("logprobs", "text", "neutral"):
+            raise RpmInputError(f"{where}: field source must be logprobs, text or neutral, got {r['source']!r}")
         if r["kind"] not in ("winrate", "pointscore"):
             raise RpmInputError(f"{where}: field kind must be winrate or pointscore, got {r['kind']!r}")
         try:
@@ -285,10 +315,11 @@ def read_verdicts(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
-def summarize(verdict_files: Sequence[str | os.PathLike], ledger_files: Sequence[str | os.PathLike]
-              ) -> tuple[list[dict], list[dict]]:
+def summarize(verdict_files: Sequence[str | os.PathLike], ledger_files: Sequence[str | os.PathLike],
+              validity: Sequence[dict] = ()) -> tuple[list[dict], list[dict]]:
     """scores.csv rows (per RPM, subset and judge, plus the ensemble: the mean over judges) and ledger.csv
-    rows (per judge, summed over the RPMs' runs)."""
+    rows (per judge, summed over the RPMs' runs). `validity` (validity.csv rows) adds each judge's check."""
+    checked = {v["judge"]: v for v in validity}
     groups: dict[tuple, list[dict]] = defaultdict(list)
     judges: list[str] = []
     for f in verdict_files:
@@ -329,4 +360,10 @@ def summarize(verdict_files: Sequence[str | os.PathLike], ledger_files: Sequence
             for k in ("calls", "cached", "prompt_tokens", "completion_tokens"):
                 t[k] += int(r[k])
             t["seconds"] = round(t["seconds"] + float(r["seconds"]), 3)
+    nan = float("nan")
+    for r in scores:
+        v = checked.get(r["judge"], {})
+        r["unparsed_share"] = r["n_unparsed"] / r["n_verdicts"] if r["n_verdicts"] else nan
+        for k in ("accuracy", "ci_low", "ci_high"):
+            r[f"validity_{k}"] = float(v[k]) if k in v else nan
     return scores, list(totals.values())

@@ -7,7 +7,8 @@ pairwise_verdict   "A" | "B" | "tie" from a WinRate answer (judge_winrate.yaml).
                    naming both replies as the verdict is ambiguous: both are unparsed.
 point_score        a number on the prompt's `scale` (judge_pointscore.yaml, e.g. [1, 10]) from a
                    PointScore answer: "7", "Score: 8/10", "I would rate it 6 out of 10", "7.5". The
-                   first number counts; one outside the scale is unparsed, like no number at all.
+                   first number counts, except a list enumerator opening a line ("1. The response ...");
+                   one outside the scale is unparsed, like no number at all.
 """
 
 from __future__ import annotations
@@ -56,15 +57,21 @@ def pairwise_verdict(text: str) -> Parsed:
 
 
 _NUMBER = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)(?![\w])")
+# List enumerators at the start of lines ("1. The response..." / "2) It..."), which are not scores. An answer is
+# read as a list when a line opens with "1." or "1)" before a word; a lone "10. The reply fits" is a score.
+_LIST_START = re.compile(r"(?m)^[ \t]*1[.)][ \t]+(?=[^\W\d_])")
+_ENUMERATOR = re.compile(r"(?m)^[ \t]*\d+[.)][ \t]+(?=[^\W\d_])")
 
 
 def point_score(text: str, scale: tuple[float, float]) -> Parsed:
     lo, hi = scale
     if not text or not text.strip():
         return Parsed(None, "empty answer")
+    if _LIST_START.search(text):
+        text = _ENUMERATOR.sub(lambda e: " " * len(e.group(0)), text)
     m = _NUMBER.search(text)
     if m is None:
-        return Parsed(None, "no number in the answer")
+        return Parsed(None, "no number in the answer (list enumerators such as '1.' are not scores)")
     value = float(m.group(1))
     if not lo <= value <= hi:
         return Parsed(None, f"score {m.group(1)} is outside the scale {lo:g}-{hi:g}")

@@ -25,9 +25,9 @@ def model_inputs(config: dict) -> list[str]:
     return sorted({f"results/models/{j['model']}" for j in config["judge"]["judges"] if j["backend"] == "serve_local"})
 
 
-def options(config: dict) -> str:
+def options(config: dict, validity: bool = False) -> str:
     """One --judge per configured judge (a serve_local judge gets its prepared model directory), then the
-    sample choice."""
+    sample choice (for the validity check, judge.validity's)."""
     j = config["judge"]
     opts = []
     for spec in j["judges"]:
@@ -35,8 +35,9 @@ def options(config: dict) -> str:
         if spec["backend"] == "serve_local":
             spec["model"] = f"results/models/{spec['model']}"
         opts.append(f"--judge {shlex.quote(json.dumps(spec))}")
-    if j["max_per_subset"] is not None:
-        opts.append(f"--max-per-subset {j['max_per_subset']}")
+    per_subset = j["validity"]["max_per_subset"] if validity else j["max_per_subset"]
+    if per_subset is not None:
+        opts.append(f"--max-per-subset {per_subset}")
     if j["context_turns"] is not None:
         opts.append(f"--context-turns {j['context_turns']}")
     return " ".join(opts)

@@ -82,11 +82,14 @@ Parser = Callable[[str], "tuple[object | None, bool, str]"]
 
 
 def ask_all(client: ChatClient, requests: dict, policy: AskPolicy, parse: Parser, task: str = "", *,
-            keyed: bool = False) -> dict:
+            keyed: bool = False, schema: dict | None = None) -> dict:
     """Ask every request, parse, and ask the malformed ones again with new seeds; returns
     {key: (value or None, repaired, attempts, reason)}. Requests of one round go out together.
     Keys are sortable item keys (indices or IDs); the retry seed depends on the key's position.
-    With `keyed`, the parser is called as parse(key, text), for answers that must name their item."""
+    With `keyed`, the parser is called as parse(key, text), for answers that must name their item.
+    `schema` (the prompt's response_schema, or a function of the key giving each request's own) is sent
+    with every request to endpoints that take it; the parser still checks each answer, as it does for
+    endpoints that do not."""
     results, pending, reason = {}, dict(requests), {}
     order = {k: n for n, k in enumerate(sorted(requests))}
     for attempt in range(policy.retries + 1):
@@ -94,10 +97,15 @@ def ask_all(client: ChatClient, requests: dict, policy: AskPolicy, parse: Parser
             break
         idx = sorted(pending)
         kwargs = {"max_tokens": policy.max_tokens}
+        seeds = None
         if attempt:
-            kwargs.update(temperature=policy.retry_temperature,
-                          seeds=[policy.seed * 1_000_003 + order[i] * 101 + attempt for i in idx])
-        answers = client.complete_many([pending[i] for i in idx], **kwargs)
+            seeds = [policy.seed * 1_000_003 + order[i] * 101 + attempt for i in idx]
+            kwargs.update(temperature=policy.retry_temperature)
+        if callable(schema):  # a schema that depends on the request: asked one by one
+            answers = [client.complete_many([pending[i]], schema=schema(i), seeds=[seeds[n]] if seeds else None,
+                                            **kwargs)[0] for n, i in enumerate(idx)]
+        else:
+            answers = client.complete_many([pending[i] for i in idx], schema=schema, seeds=seeds, **kwargs)
         for i, answer in zip(idx, answers):
             value, repaired, why = parse(i, answer.text) if keyed else parse(answer.text)
             if value is not None:

@@ -11,6 +11,15 @@ messages, decoding settings) names a JSON file under the cache directory, so a r
 stage asking the same question, never calls the endpoint twice (an endpoint whose URL changes between runs, a
 local server on a free port, names its model by `cache_scope` instead). Retries with backoff on 429 / 5xx /
 timeouts are the openai client's own (`max_retries`). Token usage is summed per endpoint in a ledger.
+
+Structured outputs and log-probs
+    A request may carry the JSON schema of its answer (the prompt registry's `response_schema`): it is sent
+    as `response_format` {type: json_schema} to endpoints that take it (llama.cpp's server, vLLM, OpenAI:
+    `structured_outputs: true`, the default) and left out for those that do not (`transformers serve`, the
+    in-process backend), whose answers the caller parses and repairs as before; each Completion records
+    whether the schema was sent. A request may ask for the `top_logprobs` of the answer's first token
+    (`logprobs: true` endpoints, and the in-process backend, which computes them); the judge turns them into
+    verdict probabilities.
 """
 
 from __future__ import annotations
@@ -43,9 +52,10 @@ class Endpoint:
     max_retries: int = 4
     seed: int = 0
     # What names the answering model in the cache key when base_url / model are not stable across runs:
-    # a local `transformers serve` listens on a new free port each run (rpm.llm.serve). None: backend, model
-    # and base_url name it.
+    # a local server listens on a new free port each run (rpm.llm.serve). None: backend, model and base_url.
     cache_scope: str | None = None
+    structured_outputs: bool = True  # the endpoint takes response_format {type: json_schema}
+    logprobs: bool = True            # the endpoint returns top_logprobs
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -71,6 +81,9 @@ class Completion:
     completion_tokens: int
     cached: bool
     key: str
+    structured: bool = False  # the answer was decoded under the request's JSON schema
+    # The first answer token's most likely alternatives, [[token, logprob], ...], when they were asked for.
+    top_logprobs: list | None = None
 
 
 @dataclass
@@ -80,8 +93,10 @@ class Ledger:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0  # wall time of the calls made (cache hits cost none)
+    structured: int = 0   # answers (asked or cached) decoded under their request's JSON schema
 
     def add(self, c: Completion, seconds: float = 0.0) -> None:
+        self.structured += c.structured
         if c.cached:
             self.cached += 1
         else:
@@ -91,15 +106,46 @@ class Ledger:
             self.seconds += seconds
 
 
-def request_key(endpoint: Endpoint, messages: list[dict], max_tokens: int, temperature: float, seed: int) -> str:
-    """Content address of a request: everything that can change the answer, nothing else (no key)."""
+def request_key(endpoint: Endpoint, messages: list[dict], max_tokens: int, temperature: float, seed: int,
+                schema: dict | None = None, top_logprobs: int = 0) -> str:
+    """Content address of a request: everything that can change the answer, nothing else (no key). A schema
+    or top_logprobs enter only when they are sent, so a plain request keeps its address."""
     if endpoint.cache_scope is not None:
         who = {"scope": endpoint.cache_scope}
     else:
         who = {"backend": endpoint.backend, "model": endpoint.model, "base_url": endpoint.base_url}
     canon = {**who, "messages": messages, "max_tokens": max_tokens, "temperature": temperature,
              "top_p": endpoint.top_p, "seed": seed}
+    if schema is not None:
+        canon["response_schema"] = schema
+    if top_logprobs:
+        canon["top_logprobs"] = top_logprobs
     return hashlib.sha256(json.dumps(canon, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def openai_request(ep: Endpoint, messages: list[dict], max_tokens: int, temperature: float, seed: int,
+                   schema: dict | None = None, top_logprobs: int = 0) -> dict:
+    """The keyword arguments of `chat.completions.create` for one request (no network: tested as is)."""
+    kwargs = {"model": ep.model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature,
+              "top_p": ep.top_p, "seed": seed}
+    if schema is not None:
+        kwargs["response_format"] = {"type": "json_schema",
+                                     "json_schema": {"name": "answer", "schema": schema, "strict": True}}
+    if top_logprobs:
+        kwargs.update(logprobs=True, top_logprobs=top_logprobs)
+    return kwargs
+
+
+def _cached(path: Path, key: str) -> Completion:
+    hit = json.loads(path.read_text(encoding="utf-8"))
+    return Completion(hit["text"], hit["prompt_tokens"], hit["completion_tokens"], True, key,
+                      hit.get("structured", False), hit.get("top_logprobs"))
+
+
+def _store(path: Path, endpoint: Endpoint, messages: list[dict], c: Completion) -> None:
+    write_json(path, {"endpoint": endpoint.name, "messages": messages, "text": c.text,
+                      "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
+                      "structured": c.structured, "top_logprobs": c.top_logprobs})
 
 
 @dataclass
@@ -111,46 +157,54 @@ class ChatClient:
     served_model: str | None = None
     _backend: object = field(default=None, repr=False)
 
+    def sent_schema(self, schema: dict | None) -> dict | None:
+        """The schema a request to this endpoint carries: None where the endpoint does not take one."""
+        return schema if schema is not None and self.endpoint.structured_outputs and \
+            self.endpoint.backend == "openai" else None
+
+    def sent_top_logprobs(self, top_logprobs: int) -> int:
+        return top_logprobs if top_logprobs and self.endpoint.logprobs else 0
+
     def complete(self, messages: list[dict], *, max_tokens: int | None = None, temperature: float | None = None,
-                 seed: int | None = None) -> Completion:
+                 seed: int | None = None, schema: dict | None = None, top_logprobs: int = 0) -> Completion:
         """One chat completion, from the cache when this exact request was made before. A retry after a
-        malformed answer passes another `seed` (and a temperature above 0) so it asks a new question."""
+        malformed answer passes another `seed` (and a temperature above 0) so it asks a new question.
+        `schema` (the answer's JSON schema) and `top_logprobs` are sent where the endpoint takes them."""
         max_tokens = self.endpoint.max_tokens if max_tokens is None else max_tokens
         temperature = self.endpoint.temperature if temperature is None else temperature
         seed = self.endpoint.seed if seed is None else seed
-        key = request_key(self.endpoint, messages, max_tokens, temperature, seed)
+        schema, top_logprobs = self.sent_schema(schema), self.sent_top_logprobs(top_logprobs)
+        key = request_key(self.endpoint, messages, max_tokens, temperature, seed, schema, top_logprobs)
         path = Path(self.cache_dir) / key[:2] / f"{key}.json" if self.cache_dir else None
         if path is not None and path.is_file():
-            hit = json.loads(path.read_text(encoding="utf-8"))
-            c = Completion(hit["text"], hit["prompt_tokens"], hit["completion_tokens"], True, key)
+            c = _cached(path, key)
             self.ledger.add(c)
         else:
             start = time.perf_counter()
-            text, n_in, n_out = self._call(messages, max_tokens, temperature, seed)
+            text, n_in, n_out, top = self._call(messages, max_tokens, temperature, seed, schema, top_logprobs)
             seconds = time.perf_counter() - start
-            c = Completion(text, n_in, n_out, False, key)
+            c = Completion(text, n_in, n_out, False, key, schema is not None, top)
             if path is not None:
-                write_json(path, {"endpoint": self.endpoint.name, "messages": messages, "text": text,
-                                  "prompt_tokens": n_in, "completion_tokens": n_out})
+                _store(path, self.endpoint, messages, c)
             self.ledger.add(c, seconds)
         return c
 
     def complete_many(self, requests: list[list[dict]], *, max_tokens: int | None = None,
                       temperature: float | None = None, seeds: list[int] | None = None,
-                      batch_size: int = 8) -> list[Completion]:
+                      batch_size: int = 8, schema: dict | None = None, top_logprobs: int = 0) -> list[Completion]:
         """Many completions; cache misses of a local backend are generated in batches (one seed per
         batch, the first request's), an endpoint is asked one request at a time."""
         max_tokens = self.endpoint.max_tokens if max_tokens is None else max_tokens
         temperature = self.endpoint.temperature if temperature is None else temperature
         seeds = seeds or [self.endpoint.seed] * len(requests)
+        sent, top_n = self.sent_schema(schema), self.sent_top_logprobs(top_logprobs)
         out: list[Completion | None] = [None] * len(requests)
         misses = []
         for i, (messages, seed) in enumerate(zip(requests, seeds)):
-            key = request_key(self.endpoint, messages, max_tokens, temperature, seed)
+            key = request_key(self.endpoint, messages, max_tokens, temperature, seed, sent, top_n)
             path = Path(self.cache_dir) / key[:2] / f"{key}.json" if self.cache_dir else None
             if path is not None and path.is_file():
-                hit = json.loads(path.read_text(encoding="utf-8"))
-                out[i] = Completion(hit["text"], hit["prompt_tokens"], hit["completion_tokens"], True, key)
+                out[i] = _cached(path, key)
                 self.ledger.add(out[i])
             else:
                 misses.append((i, key, path))
@@ -161,23 +215,24 @@ class ChatClient:
                 chunk = misses[start:start + batch_size]
                 t0 = time.perf_counter()
                 answers = self._backend.batch([requests[i] for i, _, _ in chunk], max_tokens, temperature,
-                                              seeds[chunk[0][0]])
+                                              seeds[chunk[0][0]], top_n)
                 share = (time.perf_counter() - t0) / len(chunk)  # a batch's time, split over its requests
-                for (i, key, path), (text, n_in, n_out) in zip(chunk, answers):
-                    out[i] = Completion(text, n_in, n_out, False, key)
+                for (i, key, path), (text, n_in, n_out, top) in zip(chunk, answers):
+                    out[i] = Completion(text, n_in, n_out, False, key, False, top)
                     self.ledger.add(out[i], share)
                     if path is not None:
-                        write_json(path, {"endpoint": self.endpoint.name, "messages": requests[i], "text": text,
-                                          "prompt_tokens": n_in, "completion_tokens": n_out})
+                        _store(path, self.endpoint, requests[i], out[i])
         else:
             for i, _, _ in misses:  # complete() writes the cache and the ledger
-                out[i] = self.complete(requests[i], max_tokens=max_tokens, temperature=temperature, seed=seeds[i])
+                out[i] = self.complete(requests[i], max_tokens=max_tokens, temperature=temperature, seed=seeds[i],
+                                       schema=schema, top_logprobs=top_logprobs)
         return out
 
-    def _call(self, messages, max_tokens, temperature, seed) -> tuple[str, int, int]:
+    def _call(self, messages, max_tokens, temperature, seed, schema=None, top_logprobs=0):
+        """(text, prompt tokens, completion tokens, top_logprobs of the first token or None)."""
         if self._backend is None:
             self._backend = (_OpenAIBackend if self.endpoint.backend == "openai" else _LocalBackend)(self.endpoint)
-        return self._backend(messages, max_tokens, temperature, seed)
+        return self._backend(messages, max_tokens, temperature, seed, schema, top_logprobs)
 
 
 class _OpenAIBackend:
@@ -192,12 +247,16 @@ class _OpenAIBackend:
                              max_retries=ep.max_retries)
         self.ep = ep
 
-    def __call__(self, messages, max_tokens, temperature, seed):
-        r = self.client.chat.completions.create(model=self.ep.model, messages=messages, max_tokens=max_tokens,
-                                                temperature=temperature, top_p=self.ep.top_p, seed=seed)
-        usage = r.usage
-        return (r.choices[0].message.content or "", getattr(usage, "prompt_tokens", 0) or 0,
-                getattr(usage, "completion_tokens", 0) or 0)
+    def __call__(self, messages, max_tokens, temperature, seed, schema=None, top_logprobs=0):
+        r = self.client.chat.completions.create(**openai_request(self.ep, messages, max_tokens, temperature, seed,
+                                                                 schema, top_logprobs))
+        usage, choice = r.usage, r.choices[0]
+        top = None
+        if top_logprobs:
+            content = getattr(choice.logprobs, "content", None) or []
+            top = [[t.token, float(t.logprob)] for t in content[0].top_logprobs] if content else []
+        return (choice.message.content or "", getattr(usage, "prompt_tokens", 0) or 0,
+                getattr(usage, "completion_tokens", 0) or 0, top)
 
 
 class _LocalBackend:
@@ -207,41 +266,55 @@ class _LocalBackend:
         self.model, self.tok, self.ep = load_model(ep.model), load_tokenizer(ep.model), ep
         self.model.eval()
 
-    def batch(self, requests, max_tokens, temperature, seed) -> list[tuple[str, int, int]]:
-        """Left-padded batched generation of several chats."""
+    def batch(self, requests, max_tokens, temperature, seed, top_logprobs=0) -> list[tuple]:
+        """Left-padded batched generation of several chats: (text, n_in, n_out, top_logprobs or None)."""
         import torch
 
         self.tok.padding_side = "left"
         texts = [self.tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in requests]
         enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         torch.manual_seed(seed)
-        kwargs = dict(do_sample=temperature > 0, max_new_tokens=max_tokens, pad_token_id=self.tok.pad_token_id)
+        kwargs = dict(do_sample=temperature > 0, max_new_tokens=max_tokens, pad_token_id=self.tok.pad_token_id,
+                      return_dict_in_generate=True, output_logits=bool(top_logprobs))
         if temperature > 0:
             kwargs.update(temperature=temperature, top_p=self.ep.top_p)
         with torch.no_grad():
-            out = self.model.generate(**enc, **kwargs)[:, enc["input_ids"].shape[1]:]
+            gen = self.model.generate(**enc, **kwargs)
+        out = gen.sequences[:, enc["input_ids"].shape[1]:]
         answers = []
-        for row, mask in zip(out, enc["attention_mask"]):
+        for r, (row, mask) in enumerate(zip(out, enc["attention_mask"])):
             ids = row.tolist()
             if self.tok.eos_token_id in ids:  # what follows the first end-of-sequence is padding
                 ids = ids[:ids.index(self.tok.eos_token_id) + 1]
-            answers.append((self.tok.decode(ids, skip_special_tokens=True), int(mask.sum()), len(ids)))
+            top = self._top(gen.logits[0][r], top_logprobs) if top_logprobs else None
+            answers.append((self.tok.decode(ids, skip_special_tokens=True), int(mask.sum()), len(ids), top))
         return answers
 
-    def __call__(self, messages, max_tokens, temperature, seed):
+    def _top(self, logits, n: int) -> list:
+        """The n most likely first tokens and their log-probs, from the model's raw logits (as a server's
+        top_logprobs are)."""
+        import torch
+
+        lp = torch.log_softmax(logits.float(), dim=-1)
+        values, ids = lp.topk(n)
+        return [[self.tok.decode([i]), float(v)] for v, i in zip(values.tolist(), ids.tolist())]
+
+    def __call__(self, messages, max_tokens, temperature, seed, schema=None, top_logprobs=0):
         import torch
 
         inputs = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                               return_dict=True)
         torch.manual_seed(seed)
-        kwargs = dict(do_sample=temperature > 0, max_new_tokens=max_tokens, pad_token_id=self.tok.pad_token_id)
+        kwargs = dict(do_sample=temperature > 0, max_new_tokens=max_tokens, pad_token_id=self.tok.pad_token_id,
+                      return_dict_in_generate=True, output_logits=bool(top_logprobs))
         if temperature > 0:
             kwargs.update(temperature=temperature, top_p=self.ep.top_p)
         with torch.no_grad():
-            out = self.model.generate(**inputs, **kwargs)
+            gen = self.model.generate(**inputs, **kwargs)
         n_in = inputs["input_ids"].shape[1]
-        new = out[0, n_in:]
-        return self.tok.decode(new, skip_special_tokens=True), n_in, int(new.shape[0])
+        new = gen.sequences[0, n_in:]
+        top = self._top(gen.logits[0][0], top_logprobs) if top_logprobs else None
+        return self.tok.decode(new, skip_special_tokens=True), n_in, int(new.shape[0]), top
 
 
 def ledger_row(endpoint: Endpoint, ledger: Ledger, model: str | None = None) -> dict:

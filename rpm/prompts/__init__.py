@@ -13,6 +13,7 @@ the package data must include `rpm/prompts/*.yaml`.
 from __future__ import annotations
 
 import functools
+import json
 import string
 from dataclasses import dataclass
 from importlib import resources
@@ -46,6 +47,13 @@ class PromptTemplate:
     notes: str | None
     # Read-only view, so a cached template shared by all callers cannot be changed by one of them.
     extras: Mapping[str, Any]
+
+    @property
+    def response_schema(self) -> dict | None:
+        """The JSON schema of the answer, for templates whose answer is JSON (`response_schema:` in the
+        file); the chat client sends it as response_format to endpoints that take one."""
+        schema = self.extras.get("response_schema")
+        return json.loads(json.dumps(schema)) if schema is not None else None  # a copy, plain JSON types
 
     def render(self, **fields: Any) -> list[dict[str, str]]:
         """Chat messages: a system message (if the template has one), then the user message.

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from rpm.bench.load import read_jsonl
 from rpm.cli_shared import CONTEXT_SETTINGS, RpmGroup, parse_mapping
 from rpm.io import write_json, write_jsonl
-from rpm.llm.client import ChatClient, Endpoint, ledger_row
+from rpm.llm.client import ledger_row
+from rpm.llm.serve import open_client
 from rpm.runtime.load import set_threads
 from rpm.teacher import tasks as teach
 
@@ -17,8 +16,9 @@ from rpm.teacher import tasks as teach
 def _endpoint_option(f):
     return click.option(
         "--teacher", "teacher_spec", required=True, metavar="YAML",
-        help="Teacher endpoint as inline YAML or a file: {name, backend: local|openai, model, base_url, "
-             "api_key_env, temperature, max_tokens}. backend local runs a model directory in-process.")(f)
+        help="Teacher endpoint as inline YAML or a file: {name, backend: serve_local|local|openai, model, "
+             "base_url, api_key_env, temperature, max_tokens}. serve_local serves a model directory on loopback "
+             "(llama.cpp with JSON-schema answers for a GGUF-prepared model); local runs it in-process.")(f)
 
 
 @click.group(cls=RpmGroup, context_settings=CONTEXT_SETTINGS)
@@ -26,19 +26,19 @@ def teacher():
     """Teacher LLM outputs for DA (augment), DPO (reject) and the thinking methods (trace), cached."""
 
 
-def _teacher_run(task, bench_file, teacher_spec, out, report, cache_dir, retries, retry_temperature, max_tokens,
-                 trace_policy, augment_fraction, max_samples, seed, threads):
+def _teacher_run(task, bench_file, teacher_spec, out, report, cache_dir, server_log, retries, retry_temperature,
+                 max_tokens, trace_policy, augment_fraction, max_samples, seed, threads):
     set_threads(threads)
-    endpoint = Endpoint.from_dict({"name": "teacher", **parse_mapping(teacher_spec, "--teacher")})
+    spec = parse_mapping(teacher_spec, "--teacher")
     samples = read_jsonl(bench_file)
-    client = ChatClient(endpoint, cache_dir=Path(cache_dir) if cache_dir else None)
     policy = teach.TeacherPolicy(retries=retries, retry_temperature=retry_temperature, max_tokens=max_tokens,
                                  trace_policy=trace_policy, augment_fraction=augment_fraction,
                                  max_samples=max_samples, seed=seed)
-    result, rep = getattr(teach, task)(samples, client, policy)
+    with open_client(spec, cache_dir, server_log, name="teacher") as client:
+        result, rep = getattr(teach, task)(samples, client, policy)
     rows = [s.to_dict() for s in result] if task == "augment" else result
     write_jsonl(out, rows)
-    summary = {**rep.summary(), "ledger": ledger_row(endpoint, client.ledger)}
+    summary = {**rep.summary(), "ledger": ledger_row(client.endpoint, client.ledger, client.served_model)}
     write_json(report, summary)
     click.echo(f"{task}: {summary['accepted']} accepted, {summary['repaired']} repaired, {summary['rejected']} "
                f"rejected of {summary['samples']} asked ({summary['split_samples']} in the split); "
@@ -55,6 +55,8 @@ def _teacher_command(task, doc):
                   help="JSON report: status and reason per sample, token ledger.")
     @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
                   help="Content-addressed response cache: a rerun never asks the endpoint twice.")
+    @click.option("--server-log", type=click.Path(dir_okay=False), default=None,
+                  help="Log of a served teacher (serve_local). [default: discarded]")
     @click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
                   help="New attempts (another seed) after a malformed answer.")
     @click.option("--retry-temperature", type=float, default=0.7, show_default=True)

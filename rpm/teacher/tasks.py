@@ -77,11 +77,12 @@ def augment(samples: list[Sample], client: ChatClient, policy: TeacherPolicy) ->
     fields = {i: samples[i].prompt_fields(with_golden=False) for i in chosen}
     step1 = _ask_all(client, {i: prompts.get("da_topics").render(
         user_persona=fields[i]["user_persona"], agent_character=fields[i]["agent_character"]) for i in chosen},
-        policy, _topics_parse, "augment-1")
+        policy, _topics_parse, "augment-1", schema=prompts.get("da_topics").response_schema)
     ok1 = [i for i in chosen if step1[i][0] is not None]
     step2 = _ask_all(client, {i: prompts.get("da_dialogue").render(
         user_persona=fields[i]["user_persona"], agent_character=fields[i]["agent_character"],
-        context_seed=step1[i][0][0]) for i in ok1}, policy, _dialogue_parse, "augment-2")
+        context_seed=step1[i][0][0]) for i in ok1}, policy, _dialogue_parse, "augment-2",
+        schema=prompts.get("da_dialogue").response_schema)
     out = []
     for i in chosen:
         s = samples[i]
@@ -118,7 +119,7 @@ def reject(samples: list[Sample], client: ChatClient, policy: TeacherPolicy) -> 
     chosen = pick(samples, policy, "reject")
     answers = _ask_all(client, {i: prompts.get("dpo_rejected").render(
         str_dialogue_context=samples[i].prompt_fields()["str_dialogue_context"]) for i in chosen},
-        policy, _rejected_parse, "reject")
+        policy, _rejected_parse, "reject", schema=prompts.get("dpo_rejected").response_schema)
     rows = []
     for i in chosen:
         s = samples[i]
@@ -153,7 +154,8 @@ def trace(samples: list[Sample], client: ChatClient, policy: TeacherPolicy) -> t
         return ((kept, text.strip()) if kept is not None else None), repaired, why
 
     answers = _ask_all(client, {i: prompts.get("reasoning_rollout").render(**samples[i].prompt_fields(with_golden=True))
-                                for i in chosen}, policy, parse, "trace")
+                                for i in chosen}, policy, parse, "trace",
+                        schema=prompts.get("reasoning_rollout").response_schema)
     rows = []
     for i in chosen:
         s = samples[i]

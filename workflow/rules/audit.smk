@@ -17,6 +17,7 @@ rule audit:
         bound=f"{METRICS}/bound.csv",
         stats=f"{BENCH_DIR}/stats.tsv",
         bench=bench_files(),
+        judge_validity=JUDGE_VALIDITY,
     output:
         csv=report(
             AUDIT_CSV,
@@ -42,4 +43,4 @@ rule audit:
     shell:
         "rpm audit --scale {params.scale} --remi {input.remi} --perplexity {input.perplexity} --bound {input.bound} "
         "--stats {input.stats} --bench-dir {params.bench_dir} {params.analysis} {params.base_map} "
-        "--out-md {output.md} --out-csv {output.csv} > {log} 2>&1"
+        "--judge-validity {input.judge_validity} --out-md {output.md} --out-csv {output.csv} > {log} 2>&1"

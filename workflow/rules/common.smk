@@ -116,6 +116,7 @@ METRIC_TABLES = ["remi", "emi", "perplexity", "divergences", "bound"]
 JUDGE_DIR = "results/judge"
 JUDGE_SCORES = f"{JUDGE_DIR}/scores.csv"
 JUDGE_LEDGER = f"{JUDGE_DIR}/ledger.csv"
+JUDGE_VALIDITY = f"{JUDGE_DIR}/validity/validity.csv"
 # One Snakemake benchmark file per judge job: the measured judge time of Table 14.
 JUDGE_BENCHMARK = f"{BENCHMARKS}/judge/{{base}}/{{method}}.tsv"
 ANALYSIS = "results/analysis"
@@ -250,7 +251,11 @@ def methods_used():
 
 def teacher_model_input(wildcards):
     t = config["teacher"]
-    return [f"results/models/{t['model']}"] if t["backend"] == "local" else []
+    return (
+        [f"results/models/{t['model']}"]
+        if t["backend"] in ("local", "serve_local")
+        else []
+    )
 
 
 def teacher_endpoint(wildcards, input):
@@ -260,7 +265,9 @@ def teacher_endpoint(wildcards, input):
         k: t[k]
         for k in ("backend", "temperature", "max_tokens", "base_url", "api_key_env")
     }
-    ep["model"] = input.model[0] if t["backend"] == "local" else t["model"]
+    ep["model"] = (
+        input.model[0] if t["backend"] in ("local", "serve_local") else t["model"]
+    )
     return shlex.quote(json.dumps(ep))
 
 

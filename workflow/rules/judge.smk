@@ -48,10 +48,46 @@ rule judge:
         "--server-log {log.server} --threads {threads} --quiet > {log.main} 2>&1"
 
 
+# The judges' validity check (rpm.judge.validity): each sample's golden reply against another sample's,
+# both orders; its accuracy and interval go into scores.csv, the report and the audit.
+rule judge_validity:
+    input:
+        bench=expand(f"{BENCH_DIR}/{{subset}}.jsonl", subset=SUBSET_NAMES),
+        models=judge_workflow.model_inputs(config),
+    output:
+        validity=report(
+            JUDGE_VALIDITY,
+            caption="../report/judge_validity.rst",
+            category="3. LLM-as-a-judge",
+        ),
+        verdicts=f"{JUDGE_DIR}/validity/verdicts.csv",
+        ledger=f"{JUDGE_DIR}/validity/ledger.csv",
+    log:
+        main=f"{LOGS}/judge/validity.log",
+        server=f"{LOGS}/judge/validity.server.log",
+    benchmark:
+        f"{BENCHMARKS}/judge/validity.tsv"
+    threads: 1
+    resources:
+        **compute_resources(gpus=0),
+    params:
+        bench_dir=lambda wildcards, input: os.path.dirname(input.bench[0]),
+        options=judge_workflow.options(config, validity=True),
+        cache=JUDGE_CACHE,
+        n_boot=config["judge"]["validity"]["n_boot"],
+        seed=config["seed"],
+    shell:
+        "rpm judge validity --bench-dir {params.bench_dir} {params.options} --out {output.validity} "
+        "--verdicts-out {output.verdicts} --ledger-out {output.ledger} --cache-dir {params.cache} "
+        "--n-boot {params.n_boot} --seed {params.seed} --server-log {log.server} --threads {threads} --quiet "
+        "> {log.main} 2>&1"
+
+
 rule judge_summarize:
     input:
         verdicts=[f"{JUDGE_DIR}/{b}/{m}/verdicts.csv" for b, m in rpm_pairs()],
         ledgers=[f"{JUDGE_DIR}/{b}/{m}/ledger.csv" for b, m in rpm_pairs()],
+        validity=JUDGE_VALIDITY,
     output:
         scores=report(
             JUDGE_SCORES,
@@ -70,4 +106,5 @@ rule judge_summarize:
             os.path.dirname(v) for v in input.verdicts
         ),
     shell:
-        "rpm judge summarize {params.dirs} --scores-out {output.scores} --ledger-out {output.ledger} > {log} 2>&1"
+        "rpm judge summarize {params.dirs} --scores-out {output.scores} --ledger-out {output.ledger} "
+        "--validity {input.validity} > {log} 2>&1"

@@ -9,7 +9,8 @@ rule teacher:
         out=f"{TEACHER_DIR}/{{task}}.jsonl",
         report=f"{TEACHER_DIR}/{{task}}.report.json",
     log:
-        f"{LOGS}/teacher/{{task}}.log",
+        main=f"{LOGS}/teacher/{{task}}.log",
+        server=f"{LOGS}/teacher/{{task}}.server.log",
     benchmark:
         f"{BENCHMARKS}/teacher/{{task}}.tsv"
     threads: config["compute"]["threads"]
@@ -34,7 +35,7 @@ rule teacher:
         "--out {output.out} --report {output.report} --cache-dir {params.cache} --retries {params.retries} "
         "--retry-temperature {params.retry_temperature} --trace-policy {params.trace_policy} "
         "--augment-fraction {params.augment_fraction} {params.max_samples} --max-tokens {params.max_tokens} --seed {params.seed} "
-        "--threads {threads} > {log} 2>&1"
+        "--server-log {log.server} --threads {threads} > {log.main} 2>&1"
 
 
 rule rpm_train:
