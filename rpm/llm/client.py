@@ -11,22 +11,34 @@ messages, decoding settings) names a JSON file under the cache directory, so a r
 stage asking the same question, never calls the endpoint twice (an endpoint whose URL changes between runs, a
 local server on a free port, names its model by `cache_scope` instead). Retries with backoff on 429 / 5xx /
 timeouts are the openai client's own (`max_retries`). Token usage is summed per endpoint in a ledger.
+
+Entries are written atomically (rpm.io), so processes filling one cache at once never see half an entry, and
+two writers of one request just write the same answer twice. An entry that cannot be ours (truncated JSON,
+bytes that are not UTF-8, a missing field, or the answer to other messages: a file copied in or edited by
+hand) is treated as a miss: a warning names the file, the request is asked again and the entry is rewritten
+atomically, so the cache repairs itself at the cost of that one call (tests/test_served_load.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rpm.core.errors import RpmInputError
+from rpm.core.errors import RpmError, RpmInputError
 from rpm.io import write_json
 from rpm.runtime.load import load_model, load_tokenizer
 
 BACKENDS = ("openai", "local")
+log = logging.getLogger(__name__)
+
+
+class EndpointError(RpmError, RuntimeError):
+    """An endpoint that cannot be asked as configured (e.g. its key's environment variable is unset)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,27 @@ def request_key(endpoint: Endpoint, messages: list[dict], max_tokens: int, tempe
     return hashlib.sha256(json.dumps(canon, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def read_entry(path: Path | None, messages: list[dict]) -> dict | None:
+    """The cache entry at `path` answering `messages`, or None (a miss). A corrupt or foreign entry is a miss
+    too, with a warning naming the file (see the module docstring): the caller asks again and rewrites it."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        hit = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        problem = f"not a JSON cache entry ({type(e).__name__}: {e})"
+    else:
+        if not isinstance(hit, dict) or not isinstance(hit.get("text"), str) or not all(
+                type(hit.get(k)) is int for k in ("prompt_tokens", "completion_tokens")):
+            problem = "a JSON value without the fields text, prompt_tokens and completion_tokens"
+        elif hit.get("messages") != json.loads(json.dumps(messages, ensure_ascii=False)):
+            problem = "the answer to other messages than the request this file name stands for"
+        else:
+            return hit
+    log.warning("%s: ignoring a corrupt cache entry (%s); asking again and rewriting it", path, problem)
+    return None
+
+
 @dataclass
 class ChatClient:
     endpoint: Endpoint
@@ -120,19 +153,24 @@ class ChatClient:
         seed = self.endpoint.seed if seed is None else seed
         key = request_key(self.endpoint, messages, max_tokens, temperature, seed)
         path = Path(self.cache_dir) / key[:2] / f"{key}.json" if self.cache_dir else None
-        if path is not None and path.is_file():
-            hit = json.loads(path.read_text(encoding="utf-8"))
+        hit = read_entry(path, messages)
+        if hit is not None:
             c = Completion(hit["text"], hit["prompt_tokens"], hit["completion_tokens"], True, key)
             self.ledger.add(c)
         else:
-            start = time.perf_counter()
-            text, n_in, n_out = self._call(messages, max_tokens, temperature, seed)
-            seconds = time.perf_counter() - start
-            c = Completion(text, n_in, n_out, False, key)
-            if path is not None:
-                write_json(path, {"endpoint": self.endpoint.name, "messages": messages, "text": text,
-                                  "prompt_tokens": n_in, "completion_tokens": n_out})
-            self.ledger.add(c, seconds)
+            c = self._ask(messages, max_tokens, temperature, seed, key, path)
+        return c
+
+    def _ask(self, messages, max_tokens, temperature, seed, key, path) -> Completion:
+        """A cache miss: call the endpoint, cache the answer, count it."""
+        start = time.perf_counter()
+        text, n_in, n_out = self._call(messages, max_tokens, temperature, seed)
+        seconds = time.perf_counter() - start
+        c = Completion(text, n_in, n_out, False, key)
+        if path is not None:
+            write_json(path, {"endpoint": self.endpoint.name, "messages": messages, "text": text,
+                              "prompt_tokens": n_in, "completion_tokens": n_out})
+        self.ledger.add(c, seconds)
         return c
 
     def complete_many(self, requests: list[list[dict]], *, max_tokens: int | None = None,
@@ -148,8 +186,8 @@ class ChatClient:
         for i, (messages, seed) in enumerate(zip(requests, seeds)):
             key = request_key(self.endpoint, messages, max_tokens, temperature, seed)
             path = Path(self.cache_dir) / key[:2] / f"{key}.json" if self.cache_dir else None
-            if path is not None and path.is_file():
-                hit = json.loads(path.read_text(encoding="utf-8"))
+            hit = read_entry(path, messages)
+            if hit is not None:
                 out[i] = Completion(hit["text"], hit["prompt_tokens"], hit["completion_tokens"], True, key)
                 self.ledger.add(out[i])
             else:
@@ -170,8 +208,8 @@ class ChatClient:
                         write_json(path, {"endpoint": self.endpoint.name, "messages": requests[i], "text": text,
                                           "prompt_tokens": n_in, "completion_tokens": n_out})
         else:
-            for i, _, _ in misses:  # complete() writes the cache and the ledger
-                out[i] = self.complete(requests[i], max_tokens=max_tokens, temperature=temperature, seed=seeds[i])
+            for i, key, path in misses:  # _ask() writes the cache and the ledger
+                out[i] = self._ask(requests[i], max_tokens, temperature, seeds[i], key, path)
         return out
 
     def _call(self, messages, max_tokens, temperature, seed) -> tuple[str, int, int]:
@@ -186,7 +224,8 @@ class _OpenAIBackend:
 
         key = os.environ.get(ep.api_key_env, "") if ep.api_key_env else ""
         if ep.api_key_env and not key:
-            raise RuntimeError(f"endpoint {ep.name!r}: environment variable {ep.api_key_env} is not set")
+            raise EndpointError(f"endpoint {ep.name!r}: environment variable {ep.api_key_env} is not set; export "
+                                "it with the endpoint's key (keys are read from the environment only)")
         # Local servers accept any key; the client library insists on a non-empty one.
         self.client = OpenAI(base_url=ep.base_url, api_key=key or "unused", timeout=ep.timeout,
                              max_retries=ep.max_retries)

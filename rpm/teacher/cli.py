@@ -8,6 +8,7 @@ import click
 
 from rpm.bench.load import read_jsonl
 from rpm.cli_shared import CONTEXT_SETTINGS, RpmGroup, parse_mapping
+from rpm.core.errors import RpmError
 from rpm.io import write_json, write_jsonl
 from rpm.llm.client import ChatClient, Endpoint, ledger_row
 from rpm.runtime.load import set_threads
@@ -35,7 +36,20 @@ def _teacher_run(task, bench_file, teacher_spec, out, report, cache_dir, retries
     policy = teach.TeacherPolicy(retries=retries, retry_temperature=retry_temperature, max_tokens=max_tokens,
                                  trace_policy=trace_policy, augment_fraction=augment_fraction,
                                  max_samples=max_samples, seed=seed)
-    result, rep = getattr(teach, task)(samples, client, policy)
+    if endpoint.backend == "openai":
+        import openai  # the client's own dependency, loaded only when an endpoint is asked
+
+        transport_errors = (openai.APIError,)
+    else:
+        transport_errors = ()
+    try:
+        result, rep = getattr(teach, task)(samples, client, policy)
+    except transport_errors as e:  # refused, timed out, or 429/5xx after the client's own retries
+        kept = (f"the {client.ledger.calls} answers received are cached in {cache_dir}: re-run to resume"
+                if cache_dir else "no --cache-dir was given, so the answers received were not kept")
+        raise RpmError(f"{out}: teacher {endpoint.name!r} at {endpoint.base_url} did not answer: "
+                       f"{type(e).__name__}: {e} (timeout {endpoint.timeout:.0f} s, after up to "
+                       f"{endpoint.max_retries} retries); {kept}.") from None
     rows = [s.to_dict() for s in result] if task == "augment" else result
     write_jsonl(out, rows)
     summary = {**rep.summary(), "ledger": ledger_row(endpoint, client.ledger)}
