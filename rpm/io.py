@@ -1,36 +1,98 @@
-"""Atomic file outputs: an interrupted job leaves nothing that looks complete."""
+"""Atomic file outputs: an interrupted job leaves nothing that looks complete.
+
+An output is written under a temporary name beside it (`.NAME.XXXX.tmp`) and renamed onto its path only
+when the whole block succeeded. A write that fails part-way (no space left, a file-size limit, a quota)
+removes the temporary file, leaves the previous output byte for byte as it was, and raises
+`RpmOutputError` naming the path and what to do (tests/test_write_faults.py).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from rpm.core.errors import RpmOutputError
+
+# A block's OSError with one of these is the file system refusing the bytes, not the caller's own error.
+_NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+# Rust-backed writers (safetensors, tokenizers) raise their own exception type, quoting the OS error as Rust's
+# std::io::Error prints it: "... File too large (os error 27)".
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process umask, read without setting it: os.umask() would change it for a moment for every thread
+    (a directory another thread creates then would get mode 0777)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0)  # not Linux: the old way
     os.umask(mask)
     return mask
+
+
+def _errno(err: BaseException) -> int | None:
+    if isinstance(err, OSError):
+        return err.errno
+    m = _RUST_OS_ERROR.search(str(err))
+    return int(m.group(1)) if m else None
+
+
+def _output_error(path: Path, err: BaseException, what: str) -> RpmOutputError:
+    code = _errno(err)
+    reason = os.strerror(code) if code is not None else str(err)
+    if code in _NO_SPACE:
+        fix = (f"free space on the file system of {path.parent} (or raise the file-size limit / quota: "
+               "`ulimit -f`, `quota`) and re-run")
+    else:
+        fix = f"make {path.parent} writable or choose another output path, and re-run"
+    out = RpmOutputError(f"{path}: {what}: {reason}; the previous {path.name} (if any) is unchanged and no partial "
+                         f"file was left; {fix}")
+    out.errno = code
+    return out
+
+
+@contextlib.contextmanager
+def _translated(path: Path, what: str, only_no_space: bool = False) -> Iterator[None]:
+    """Re-raise an OSError (or, with `only_no_space`, only the file system refusing bytes, whatever the
+    exception's type) as RpmOutputError naming `path`; other exceptions pass through unchanged."""
+    try:
+        yield
+    except RpmOutputError:
+        raise
+    except Exception as err:
+        refused = _errno(err) in _NO_SPACE
+        if not refused and (only_no_space or not isinstance(err, OSError)):
+            raise
+        raise _output_error(path, err, what) from err
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    with _translated(path, "cannot create the output"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
     tmp = Path(tmp)
     try:
-        yield tmp
-        # mkstemp makes the file 0600; give the output the mode a plain open() would have.
-        if tmp.exists():
-            os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        with _translated(path, "writing the output failed part-way", only_no_space=True):
+            yield tmp
+        with _translated(path, "cannot put the finished output in place"):
+            # mkstemp makes the file 0600; give the output the mode a plain open() would have.
+            if tmp.exists():
+                os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -39,14 +101,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory beside `path`; it replaces `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    with _translated(path, "cannot create the output"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        with _translated(path, "writing the output failed part-way", only_no_space=True):
+            yield tmp
+        with _translated(path, "cannot put the finished output in place"):
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -1,6 +1,7 @@
 """Faults under Snakemake: a training job and a scoring job SIGKILLed mid-way (Snakemake with them), then
 the workflow re-run with --rerun-incomplete. Training resumes from its last checkpoint (not from step 0)
-and ends where an uninterrupted run ends; scoring is redone and gives the numbers of an uninterrupted run."""
+and ends where an uninterrupted run ends; scoring is redone and gives the numbers of an uninterrupted run. And a
+second Snakemake started on a working directory while one runs there is refused by Snakemake's lock."""
 
 import json
 import os
@@ -113,3 +114,29 @@ def test_killed_scoring_job_is_redone_and_gives_the_uninterrupted_numbers(smoke_
                 assert np.array_equal(x[f], y[f]), f"{rel}: {f} differs from the uninterrupted run"
     assert (work / target).read_bytes() == (smoke_run / target).read_bytes()
 
+
+
+def test_a_second_snakemake_on_a_running_working_directory_is_refused_by_the_lock(tmp_path):
+    """Two Snakemake runs on one working directory: the second stops at Snakemake's lock, naming --unlock."""
+    target = ("results/models/tiny", "--configfile", str(SMOKE))
+    locks = tmp_path / ".snakemake" / "locks"
+    first = subprocess.Popen(_cmd(tmp_path, *target), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=_env(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(locks.glob("*.lock")):
+            assert first.poll() is None, "the first run ended before it held the lock"
+            assert time.monotonic() < deadline, "the first run never took the lock"
+            time.sleep(0.1)
+        # Frozen (Snakemake and its job) while it holds the lock, so its end cannot race the second run.
+        os.killpg(first.pid, signal.SIGSTOP)
+        second = subprocess.run(_cmd(tmp_path, *target), capture_output=True, text=True, env=_env(), timeout=300)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    said = second.stdout + second.stderr
+    assert second.returncode == 1, said
+    assert "Directory cannot be locked" in said and "--unlock" in said, said
+    assert not (tmp_path / "results/models/tiny/rpm_model.json").exists()  # the killed job left nothing complete
+    run(tmp_path, *target, "--unlock")  # the clean-up a user does after a kill
+    assert not any(locks.glob("*.lock"))

@@ -14,3 +14,9 @@ class RpmError(Exception):
 
 class RpmInputError(RpmError, ValueError):
     """Bad input: a file, a record, a setting or an option value. A ValueError for callers that catch those."""
+
+
+class RpmOutputError(RpmError, OSError):
+    """An output that could not be written (a full or size-limited file system, a directory that cannot be
+    written): the message names the path, says the previous output is unchanged, and what to do. An OSError
+    (with the original errno) for callers that catch those."""

@@ -20,22 +20,34 @@ Structured outputs and log-probs
     whether the schema was sent. A request may ask for the `top_logprobs` of the answer's first token
     (`logprobs: true` endpoints, and the in-process backend, which computes them); the judge turns them into
     verdict probabilities.
+
+Entries are written atomically (rpm.io), so processes filling one cache at once never see half an entry, and
+two writers of one request just write the same answer twice. An entry that cannot be ours (truncated JSON,
+bytes that are not UTF-8, a missing field, or the answer to other messages: a file copied in or edited by
+hand) is treated as a miss: a warning names the file, the request is asked again and the entry is rewritten
+atomically, so the cache repairs itself at the cost of that one call (tests/test_served_load.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rpm.core.errors import RpmInputError
+from rpm.core.errors import RpmError, RpmInputError
 from rpm.io import write_json
 from rpm.runtime.load import load_model, load_tokenizer
 
 BACKENDS = ("openai", "local")
+log = logging.getLogger(__name__)
+
+
+class EndpointError(RpmError, RuntimeError):
+    """An endpoint that cannot be asked as configured (e.g. its key's environment variable is unset)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,27 @@ def request_key(endpoint: Endpoint, messages: list[dict], max_tokens: int, tempe
     return hashlib.sha256(json.dumps(canon, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def read_entry(path: Path | None, messages: list[dict]) -> dict | None:
+    """The cache entry at `path` answering `messages`, or None (a miss). A corrupt or foreign entry is a miss
+    too, with a warning naming the file (see the module docstring): the caller asks again and rewrites it."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        hit = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        problem = f"not a JSON cache entry ({type(e).__name__}: {e})"
+    else:
+        if not isinstance(hit, dict) or not isinstance(hit.get("text"), str) or not all(
+                type(hit.get(k)) is int for k in ("prompt_tokens", "completion_tokens")):
+            problem = "a JSON value without the fields text, prompt_tokens and completion_tokens"
+        elif hit.get("messages") != json.loads(json.dumps(messages, ensure_ascii=False)):
+            problem = "the answer to other messages than the request this file name stands for"
+        else:
+            return hit
+    log.warning("%s: ignoring a corrupt cache entry (%s); asking again and rewriting it", path, problem)
+    return None
+
+
 def openai_request(ep: Endpoint, messages: list[dict], max_tokens: int, temperature: float, seed: int,
                    schema: dict | None = None, top_logprobs: int = 0) -> dict:
     """The keyword arguments of `chat.completions.create` for one request (no network: tested as is)."""
@@ -136,10 +169,9 @@ def openai_request(ep: Endpoint, messages: list[dict], max_tokens: int, temperat
     return kwargs
 
 
-def _cached(path: Path, key: str) -> Completion:
-    hit = json.loads(path.read_text(encoding="utf-8"))
+def _cached(hit: dict, key: str) -> Completion:
     return Completion(hit["text"], hit["prompt_tokens"], hit["completion_tokens"], True, key,
-                      hit.get("structured", False), hit.get("top_logprobs"))
+                      bool(hit.get("structured", False)), hit.get("top_logprobs"))
 
 
 def _store(path: Path, endpoint: Endpoint, messages: list[dict], c: Completion) -> None:
@@ -176,17 +208,23 @@ class ChatClient:
         schema, top_logprobs = self.sent_schema(schema), self.sent_top_logprobs(top_logprobs)
         key = request_key(self.endpoint, messages, max_tokens, temperature, seed, schema, top_logprobs)
         path = Path(self.cache_dir) / key[:2] / f"{key}.json" if self.cache_dir else None
-        if path is not None and path.is_file():
-            c = _cached(path, key)
+        hit = read_entry(path, messages)
+        if hit is not None:
+            c = _cached(hit, key)
             self.ledger.add(c)
         else:
-            start = time.perf_counter()
-            text, n_in, n_out, top = self._call(messages, max_tokens, temperature, seed, schema, top_logprobs)
-            seconds = time.perf_counter() - start
-            c = Completion(text, n_in, n_out, False, key, schema is not None, top)
-            if path is not None:
-                _store(path, self.endpoint, messages, c)
-            self.ledger.add(c, seconds)
+            c = self._ask(messages, max_tokens, temperature, seed, key, path, schema, top_logprobs)
+        return c
+
+    def _ask(self, messages, max_tokens, temperature, seed, key, path, schema=None, top_logprobs=0) -> Completion:
+        """A cache miss: call the endpoint (with the schema and top_logprobs it takes), cache the answer, count it."""
+        start = time.perf_counter()
+        text, n_in, n_out, top = self._call(messages, max_tokens, temperature, seed, schema, top_logprobs)
+        seconds = time.perf_counter() - start
+        c = Completion(text, n_in, n_out, False, key, schema is not None, top)
+        if path is not None:
+            _store(path, self.endpoint, messages, c)
+        self.ledger.add(c, seconds)
         return c
 
     def complete_many(self, requests: list[list[dict]], *, max_tokens: int | None = None,
@@ -203,8 +241,9 @@ class ChatClient:
         for i, (messages, seed) in enumerate(zip(requests, seeds)):
             key = request_key(self.endpoint, messages, max_tokens, temperature, seed, sent, top_n)
             path = Path(self.cache_dir) / key[:2] / f"{key}.json" if self.cache_dir else None
-            if path is not None and path.is_file():
-                out[i] = _cached(path, key)
+            hit = read_entry(path, messages)
+            if hit is not None:
+                out[i] = _cached(hit, key)
                 self.ledger.add(out[i])
             else:
                 misses.append((i, key, path))
@@ -223,9 +262,8 @@ class ChatClient:
                     if path is not None:
                         _store(path, self.endpoint, requests[i], out[i])
         else:
-            for i, _, _ in misses:  # complete() writes the cache and the ledger
-                out[i] = self.complete(requests[i], max_tokens=max_tokens, temperature=temperature, seed=seeds[i],
-                                       schema=schema, top_logprobs=top_logprobs)
+            for i, key, path in misses:  # _ask() writes the cache and the ledger
+                out[i] = self._ask(requests[i], max_tokens, temperature, seeds[i], key, path, sent, top_n)
         return out
 
     def _call(self, messages, max_tokens, temperature, seed, schema=None, top_logprobs=0):
@@ -241,7 +279,8 @@ class _OpenAIBackend:
 
         key = os.environ.get(ep.api_key_env, "") if ep.api_key_env else ""
         if ep.api_key_env and not key:
-            raise RuntimeError(f"endpoint {ep.name!r}: environment variable {ep.api_key_env} is not set")
+            raise EndpointError(f"endpoint {ep.name!r}: environment variable {ep.api_key_env} is not set; export "
+                                "it with the endpoint's key (keys are read from the environment only)")
         # Local servers accept any key; the client library insists on a non-empty one.
         self.client = OpenAI(base_url=ep.base_url, api_key=key or "unused", timeout=ep.timeout,
                              max_retries=ep.max_retries)

@@ -6,6 +6,7 @@ import click
 
 from rpm.bench.load import read_jsonl
 from rpm.cli_shared import CONTEXT_SETTINGS, RpmGroup, parse_mapping
+from rpm.core.errors import RpmError
 from rpm.io import write_json, write_jsonl
 from rpm.llm.client import ledger_row
 from rpm.llm.serve import open_client
@@ -34,8 +35,18 @@ def _teacher_run(task, bench_file, teacher_spec, out, report, cache_dir, server_
     policy = teach.TeacherPolicy(retries=retries, retry_temperature=retry_temperature, max_tokens=max_tokens,
                                  trace_policy=trace_policy, augment_fraction=augment_fraction,
                                  max_samples=max_samples, seed=seed)
-    with open_client(spec, cache_dir, server_log, name="teacher") as client:
-        result, rep = getattr(teach, task)(samples, client, policy)
+    import openai  # the client's transport errors (the served and openai backends ask over HTTP)
+
+    try:
+        with open_client(spec, cache_dir, server_log, name="teacher") as client:
+            result, rep = getattr(teach, task)(samples, client, policy)
+    except openai.APIError as e:  # refused, timed out, or 429/5xx after the client's own retries
+        ep = client.endpoint
+        kept = (f"the {client.ledger.calls} answers received are cached in {cache_dir}: re-run to resume"
+                if cache_dir else "no --cache-dir was given, so the answers received were not kept")
+        raise RpmError(f"{out}: teacher {ep.name!r} at {ep.base_url} did not answer: "
+                       f"{type(e).__name__}: {e} (timeout {ep.timeout:.0f} s, after up to "
+                       f"{ep.max_retries} retries); {kept}.") from None
     rows = [s.to_dict() for s in result] if task == "augment" else result
     write_jsonl(out, rows)
     summary = {**rep.summary(), "ledger": ledger_row(client.endpoint, client.ledger, client.served_model)}
