@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from rpm.bench.synth import SynthConfig, synth
 from rpm.cli import main
 from rpm.core.names import SUBSET_NAMES
+from rpm.judge.verdicts import TOP_LOGPROBS
 from rpm.llm.client import ChatClient, Endpoint, request_key
 from rpm.llm.serve import local_server
 
@@ -158,7 +159,8 @@ def test_two_processes_filling_one_judge_cache_lose_nothing_and_corrupt_nothing(
     assert len(files) == 12 + 2 * 12
     for f in files:
         entry = json.loads(f.read_text(encoding="utf-8"))
-        assert f.stem == request_key(ep, entry["messages"], 2, 0.0, 0)
+        # The judge's first attempt asks for the verdict token's top_logprobs (rpm.judge.verdicts).
+        assert f.stem == request_key(ep, entry["messages"], 2, 0.0, 0, None, TOP_LOGPROBS)
         assert isinstance(entry["text"], str)
     assert [p.name for p in cache.rglob(".*")] == []  # no temporary file left
     ledgers = {r: read_csv(tmp_path / r / "ledger.csv")[0] for r in procs}
