@@ -129,12 +129,15 @@ VARIANTS = ('{"user_persona_variant1": "Ich paddle gern auf Seen in Brandenburg.
             '"user_persona_variant5": "주말마다 호수에서 패들보드를 타요."}')
 
 
-def test_persona_variants_need_all_five_in_their_script():
-    value, repaired, _ = parse_variants(VARIANTS)
-    assert list(value) == ["de", "es", "zh", "ja", "ko"] and not repaired
+def test_persona_variants_are_kept_per_language_in_their_script():
+    value, repaired, why = parse_variants(VARIANTS)
+    assert list(value) == ["de", "es", "zh", "ja", "ko"] and not repaired and why == ""
     bad = VARIANTS.replace("週末は琵琶湖でパドルボードをします。", "I paddle board on Lake Biwa.")
-    value, _, why = parse_variants(bad)
-    assert value is None and "user_persona_variant4: not written in Japanese script" in why
+    value, _, why = parse_variants(bad)  # the Japanese variant is not Japanese: the other four are kept
+    assert list(value) == ["de", "es", "zh", "ko"] and why == "user_persona_variant4: not written in Japanese script"
+    none = json.dumps({f"user_persona_variant{n}": "" for n in range(1, 6)})
+    value, _, why = parse_variants(none)
+    assert value is None and why.count("missing or empty") == 5
 
 
 def test_persona_expansion_keeps_the_language():

@@ -5,8 +5,10 @@ From the (seed persona, agent character) pairs of Step 1 a seeded choice of at m
 personas from Step 1 are already described in English"); part 1 rewrites it into German, Spanish,
 Chinese, Japanese and Korean variants, part 2 expands each variant along six aspects in its own
 language. A user persona of the benchmark is the part-1 variant followed by its six expansions.
-Variants in Chinese, Japanese or Korean must be written in that script (checked); a pair whose part 1
-fails is reported and keeps only its English persona, a variant whose part 2 fails is reported.
+Variants in Chinese, Japanese or Korean must be written in that script (checked); each variant that passes is
+kept and each that does not is reported per language (`expand_1_languages`), so a model that does not write
+a language still gives the others; a pair with no usable variant keeps only its English persona, and a
+variant whose part 2 fails is reported.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ def script_problem(lang: str, text: str) -> str:
 
 
 def parse_variants(text: str):
-    """Table 5 part 1's answer -> ({lang: variant}, repaired, reason); all five must be usable."""
+    """Table 5 part 1's answer -> ({lang: variant}, repaired, reason). Each usable variant is kept; the reason
+    names every language whose variant is not (missing, empty, or not in its script): a model that does not
+    write a language still gives the others. An answer with no usable variant is rejected."""
     obj, repaired = extract_json(text, dict, repair_commas=True)
     if obj is None:
         return None, False, "no JSON object in the answer"
@@ -52,9 +56,9 @@ def parse_variants(text: str):
             bad.append(f"user_persona_variant{n}: {script_problem(lang, value)}")
         else:
             out[lang] = value.strip()
-    if bad:
+    if not out:
         return None, False, "; ".join(bad)
-    return out, repaired, ""
+    return out, repaired, "; ".join(bad)
 
 
 def parse_expansion(lang: str, text: str):
@@ -88,6 +92,7 @@ def collect_personas(characters: list[dict], seeds: list[PersonaSeed], client, p
     pair_ids = {f"{s.id}-{c['character_id']}": (s, c) for s, c in pairs}
 
     part1 = Report("expand_1", total=len(pair_ids))
+    languages = Report("expand_1_languages", total=len(pair_ids) * len(LANGUAGES))
     part2 = Report("expand_2")
     rows = [{"persona_id": f"{pid}-en", "pair_id": pid, "seed_persona_id": s.id, "character_id": c["character_id"],
              "language": "en", "user_persona": s.persona, "source": "seed"} for pid, (s, c) in pair_ids.items()]
@@ -100,8 +105,13 @@ def collect_personas(characters: list[dict], seeds: list[PersonaSeed], client, p
         value, repaired, attempts, why = variants[pid]
         part1.add(pid, "rejected" if value is None else "repaired" if repaired else "accepted", why, attempts,
                   id_key="pair_id")
-        for lang, text in (value or {}).items():
-            todo[f"{pid}-{lang}"] = (pid, lang, text)
+        for n, lang in enumerate(LANGUAGES, start=1):
+            if value and lang in value:
+                languages.add(f"{pid}-{lang}", "accepted", "", attempts, id_key="persona_id")
+                todo[f"{pid}-{lang}"] = (pid, lang, value[lang])
+            else:
+                mine = [w for w in why.split("; ") if w.startswith(f"user_persona_variant{n}:")]
+                languages.add(f"{pid}-{lang}", "rejected", mine[0] if mine else why, attempts, id_key="persona_id")
     expanded = ask_all(client, {key: prompts.get("bench_persona_expand_2").render(step1_ReversedUserPersona=text)
                                 for key, (_, _, text) in todo.items()}, policy,
                        lambda key, text: parse_expansion(todo[key][1], text), keyed=True,
@@ -117,4 +127,4 @@ def collect_personas(characters: list[dict], seeds: list[PersonaSeed], client, p
                      "language": lang, "user_persona": " ".join([variant, *value.values()]), "source": "llm",
                      "variant": variant, "expansion": value})
     part2.total = len(todo)
-    return rows, [part1, part2]
+    return rows, [part1, languages, part2]
