@@ -156,3 +156,12 @@ def test_teacher_style_ask_all_gets_schema_answers_through_open_client(smollm2_d
 
 def test_a_plain_hf_directory_is_served_by_transformers(tiny_model_dir):
     assert server_kind(tiny_model_dir) == TRANSFORMERS
+
+
+def test_free_strings_of_a_sent_schema_are_capped_for_a_small_local_model():
+    ep = Endpoint(name="e", backend="openai", model="m", base_url="http://127.0.0.1:1/v1", max_string_length=300)
+    sent = ChatClient(ep).sent_schema(prompts.get("bench_character_initial").response_schema)
+    item = sent["items"]["properties"]
+    assert item["character_name"]["maxLength"] == 300 and "maxLength" not in item["category"]  # an enum
+    plain = Endpoint(name="p", backend="openai", model="m", base_url="http://127.0.0.1:1/v1")
+    assert "maxLength" not in json.dumps(ChatClient(plain).sent_schema(VERDICT_SCHEMA))

@@ -68,6 +68,9 @@ class Endpoint:
     cache_scope: str | None = None
     structured_outputs: bool = True  # the endpoint takes response_format {type: json_schema}
     logprobs: bool = True            # the endpoint returns top_logprobs
+    # Characters at most in each free string of a sent schema (maxLength where the schema sets none): a small
+    # local model under a grammar can repeat itself inside a string until max_tokens cuts the JSON. None: as is.
+    max_string_length: int | None = None
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -169,6 +172,24 @@ def openai_request(ep: Endpoint, messages: list[dict], max_tokens: int, temperat
     return kwargs
 
 
+def cap_strings(schema: dict, limit: int | None) -> dict:
+    """A copy of `schema` whose string types without enum or maxLength get maxLength `limit`."""
+    if not limit:
+        return schema
+
+    def walk(node):
+        if isinstance(node, dict):
+            out = {k: walk(v) for k, v in node.items()}
+            if out.get("type") == "string" and "enum" not in out and "maxLength" not in out:
+                out["maxLength"] = limit
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
 def _cached(hit: dict, key: str) -> Completion:
     return Completion(hit["text"], hit["prompt_tokens"], hit["completion_tokens"], True, key,
                       bool(hit.get("structured", False)), hit.get("top_logprobs"))
@@ -190,9 +211,11 @@ class ChatClient:
     _backend: object = field(default=None, repr=False)
 
     def sent_schema(self, schema: dict | None) -> dict | None:
-        """The schema a request to this endpoint carries: None where the endpoint does not take one."""
-        return schema if schema is not None and self.endpoint.structured_outputs and \
-            self.endpoint.backend == "openai" else None
+        """The schema a request to this endpoint carries: None where the endpoint does not take one; free
+        strings capped at the endpoint's max_string_length."""
+        if schema is None or not self.endpoint.structured_outputs or self.endpoint.backend != "openai":
+            return None
+        return cap_strings(schema, self.endpoint.max_string_length)
 
     def sent_top_logprobs(self, top_logprobs: int) -> int:
         return top_logprobs if top_logprobs and self.endpoint.logprobs else 0

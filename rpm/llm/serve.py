@@ -44,6 +44,9 @@ class ServerError(RpmError):
 
 
 LLAMA_CPP, TRANSFORMERS = "llama.cpp", "transformers"
+# A served small model's JSON strings are capped at this many characters (Endpoint.max_string_length), so a
+# string it would repeat forever closes and the answer stays within max_tokens; an endpoint spec may set its own.
+LOCAL_MAX_STRING = 300
 # Part of every served model's cache key: bump it when what a server answers for the same request changes.
 SERVE_VERSION = 2
 
@@ -222,7 +225,8 @@ def served_client(model_dir: str | os.PathLike, fields: dict, cache_dir: str | o
     # base_url is a placeholder until the server is up; the cache key uses cache_scope instead.
     # What the server takes is known before it starts (a GGUF-prepared directory gets llama.cpp's).
     capable = server_kind(model_dir) == LLAMA_CPP
-    endpoint = Endpoint.from_dict({**fields, "backend": "openai", "model": model_dir, "base_url": "http://127.0.0.1:0/v1",
+    endpoint = Endpoint.from_dict({"max_string_length": LOCAL_MAX_STRING if capable else None, **fields,
+                                   "backend": "openai", "model": model_dir, "base_url": "http://127.0.0.1:0/v1",
                                    "cache_scope": serve_scope(model_dir), "structured_outputs": capable,
                                    "logprobs": capable})
     with contextlib.ExitStack() as stack:
