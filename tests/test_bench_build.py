@@ -335,6 +335,11 @@ def test_split_stops_on_empty_subsets_unless_partial(tmp_path):
     with pytest.raises(ValueError, match="no samples for user_de, .*--allow-partial"):
         split(dialogues, people, chars, SplitSettings())
     files, prov, rep = split(dialogues, people, chars, SplitSettings(allow_partial=True))
+    why = rep["empty_reasons"]   # each empty file says why, from what the earlier steps accepted
+    assert set(why) == set(rep["empty"])
+    assert why["user_de"].startswith("no dialogue with a German persona (0 German personas accepted")
+    assert why["char_film"].startswith("no dialogue with a fictional Film & Television character (0 of 1")
+    assert why["dial_turn"].startswith("no turn-level composed dialogue")
     (tmp_path / "b").mkdir()
     (tmp_path / "b/user_de.jsonl").write_text("stale")
     written = write_split(files, prov, rep, tmp_path / "b", tmp_path / "r.json")

@@ -26,7 +26,7 @@ from pathlib import Path
 from rpm.bench.fetch import stats_table
 from rpm.bench.schema import AgentCharacter, Sample, Turn, sample_from_dict
 from rpm.bench.subsets import subset, subset_for_tag
-from rpm.construct.common import LANGUAGES, seeded
+from rpm.construct.common import LANGUAGE_NAMES, LANGUAGES, seeded
 from rpm.core.errors import RpmInputError
 from rpm.core.names import BENCH_FILES
 from rpm.io import write_json, write_jsonl, write_text
@@ -130,8 +130,27 @@ def split(dialogues: list[dict], personas: list[dict], characters: list[dict], s
         raise RpmInputError(f"no samples for {', '.join(empty)}: the LLM's outputs were rejected or too few were asked "
                          "for (see the step reports); pass --allow-partial to write the files that have samples")
     report = {"step": "split", "samples": {f: len(v) for f, v in files.items()}, "empty": empty,
+              "empty_reasons": {f: empty_reason(f, people, chars, dialogues) for f in empty},
               "unused": unused, "dialogues": len(dialogues)}
     return files, provenance, report
+
+
+def empty_reason(name: str, people: dict, chars: dict, dialogues: list[dict]) -> str:
+    """Why a benchmark file has no sample, from what the earlier steps accepted."""
+    info = None if name in ("train", "id_test") else subset(name)
+    if info is not None and info.shift == "user":
+        lang = next(k for k, v in LANGUAGE_NAMES.items() if v.lower() == info.tag)
+        n = sum(p["language"] == lang for p in people.values())
+        return f"no dialogue with a {LANGUAGE_NAMES[lang]} persona ({n} {LANGUAGE_NAMES[lang]} personas accepted in " \
+               "Step 2; its report lists each rejected variant and why)"
+    if info is not None and info.shift == "character":
+        fictional = [c for c in chars.values() if c["kind"] == "fictional"]
+        return (f"no dialogue with a fictional {info.tag} character ({len(fictional)} of {len(chars)} characters "
+                "were classified fictional in Step 1)")
+    if info is not None and info.shift == "dialogue":
+        kind = "turn" if name == "dial_turn" else "word"
+        return f"no {kind}-level composed dialogue was accepted in Step 3 (see its report)"
+    return f"too few ID dialogues ({sum(d['kind'] == 'id' for d in dialogues)}) to give both ID files a sample"
 
 
 def _tsv(rows: list[dict], columns: list[str]) -> str:
