@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from rpm.core import strictjson
 from rpm.core.errors import RpmOutputError
 
 # A block's OSError with one of these is the file system refusing the bytes, not the caller's own error.
@@ -140,7 +141,8 @@ def iter_jsonl(path: str | os.PathLike, error) -> Iterator[tuple[int, object]]:
     """(line number, decoded object) for each line of a JSONL file: the one line reader of every loader.
 
     `error(message, line)` builds the exception the caller raises for an undecodable line (invalid
-    UTF-8, a blank line, malformed JSON), so each loader keeps its own error type and wording.
+    UTF-8, a blank line, malformed JSON, or JSON that `rpm.core.strictjson` refuses: a duplicate key, a lone
+    surrogate, runaway nesting), so each loader keeps its own error type and wording.
     """
     raw_lines = Path(path).read_bytes().split(b"\n")
     if raw_lines and raw_lines[-1] == b"":
@@ -154,7 +156,9 @@ def iter_jsonl(path: str | os.PathLike, error) -> Iterator[tuple[int, object]]:
         if not text.strip():
             raise error("blank line (a JSONL file holds one JSON object per line)", lineno)
         try:
-            obj = json.loads(text)
+            obj = strictjson.loads(text)
         except json.JSONDecodeError as e:
             raise error(f"malformed JSON at column {e.colno}: {e.msg}", lineno) from None
+        except strictjson.StrictJSONError as e:
+            raise error(str(e), lineno) from None
         yield lineno, obj

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -11,6 +12,16 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # Tests never reach a hub: everything they load ships in the repo or in an installed package.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# The property tests (tests/test_properties.py): deterministic (a fixed derandomised seed, no example
+# database, so CI sees the same examples every run) and sized to run in well under two minutes on two
+# cores. `--hypothesis-profile=rpm-thorough` (or HYPOTHESIS_PROFILE) runs 20x more examples to hunt for
+# new failing inputs; keep those found in tests/property_regressions/.
+settings.register_profile("rpm", max_examples=100, deadline=None, database=None, derandomize=True, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                 HealthCheck.filter_too_much])
+settings.register_profile("rpm-thorough", settings.get_profile("rpm"), max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "rpm"))
 
 
 @pytest.fixture(scope="session")

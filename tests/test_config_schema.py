@@ -1,9 +1,7 @@
 """One source per configuration value: config.yaml holds every key's default, the schema holds none and
 describes exactly config.yaml's keys, and the names of rpm.core.names are not restated in the schema."""
 
-import ast
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +10,7 @@ import pytest
 import yaml
 from conftest import REPO
 
+from rpm.core.config import JUDGE_DEFAULTS, MODEL_SPEC_DEFAULTS
 from rpm.core.names import METHODS, OOD_SUBSETS, SHIFTS
 
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
@@ -32,13 +31,6 @@ def at(config, path):
     for key in path.split(".") if path else []:
         config = config[key]
     return config
-
-
-def common_dict(name):
-    """A dict literal of workflow/rules/common.smk (NAME = {...} at the start of a line)."""
-    m = re.search(rf"^{name} = (\{{.*?^\}})", COMMON, re.S | re.M)
-    assert m, f"{name} not found in common.smk"
-    return ast.literal_eval(m.group(1))
 
 
 def test_the_schema_has_no_defaults():
@@ -69,16 +61,17 @@ def test_config_yaml_has_exactly_the_schema_keys(path, node):
 
 
 def test_entry_defaults_cover_every_field_of_a_model_spec_and_a_judge():
-    """Entries of `models:` and `judge.judges` are named by the user: common.smk fills their fields."""
-    assert set(common_dict("MODEL_SPEC_DEFAULTS")) == set(SCHEMA["$defs"]["model_spec"]["properties"])
+    """Entries of `models:` and `judge.judges` are named by the user: rpm/core/config.py fills their fields."""
+    assert set(MODEL_SPEC_DEFAULTS) == set(SCHEMA["$defs"]["model_spec"]["properties"])
     judge_fields = SCHEMA["properties"]["judge"]["properties"]["judges"]["items"]["properties"]
-    assert set(common_dict("JUDGE_DEFAULTS")) == set(judge_fields)
+    assert set(JUDGE_DEFAULTS) == set(judge_fields)
 
 
 def test_names_come_from_rpm_core_names():
     methods = SCHEMA["properties"]["rpm"]["properties"]["methods"]["items"]
-    # common.smk adds the enum (config_schema; the snakemake test below sees it) and the wildcard constraint.
-    assert "enum" not in methods, "the method enum is added from rpm.core.names by common.smk (config_schema)"
+    # rpm/core/config.py adds the enum (config_schema; the snakemake test below sees it), common.smk the
+    # wildcard constraint.
+    assert "enum" not in methods, "the method enum is added from rpm.core.names by rpm/core/config.py (config_schema)"
     assert 'method="|".join(METHODS)' in COMMON
     severity = SCHEMA["properties"]["benchmark"]["properties"]["synth"]["properties"]["severity"]
     assert tuple(severity["properties"]) == SHIFTS

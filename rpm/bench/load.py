@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rpm.bench.schema import BenchRecordError, Sample, sample_from_dict
 from rpm.bench.subsets import subset_for_tag
+from rpm.core import strictjson
 from rpm.core.names import BENCH_FILES, SPLITS, SUBSET_NAMES
 from rpm.io import iter_jsonl
 
@@ -33,18 +34,35 @@ def read_jsonl(path: str | os.PathLike) -> list[Sample]:
     return samples
 
 
-def _check_tag(sample: Sample, path: Path, lineno: int) -> None:
-    """A subset tag must be a known one, and in a normalised subset file ({subset}.jsonl) that subset's."""
-    if sample.subset_tag is None:
-        return
+# A file named after a split (fetch's per-split sources) or `train.jsonl` says which split its records are in.
+_FILE_SPLIT = {"train": "IDTrain", **{split: split for split in SPLITS}}
+_ID_SPLITS = ("IDTrain", "IDTest")
+
+
+def _tag_problem(tag: str | None, *, split: str | None = None, subset: str | None = None) -> str | None:
+    """Why a record's subset tag disagrees with where it is (its split, or the subset its file is named
+    after), or None. A record whose tag says one subset while its place says another could be read two
+    ways: that is refused, never resolved silently."""
+    if tag is None:
+        return None
+    if split in _ID_SPLITS:
+        return (f"an {split} record carries subset_tag {tag!r}, but ID records have none (RPGBench's IDTrain and "
+                "IDTest records carry no tag): remove it, or move the record to its subset's file")
     try:
-        name = subset_for_tag(sample.subset_tag)
+        name = subset_for_tag(tag, split)
     except ValueError as e:
-        raise BenchRecordError(str(e), file=str(path), line=lineno, sample_id=sample.sample_ID,
-                               field="subset_tag") from None
-    if path.stem in SUBSET_NAMES and name != path.stem:
-        raise BenchRecordError(f"tag {sample.subset_tag!r} is subset {name}, but the file is {path.stem}.jsonl",
-                               file=str(path), line=lineno, sample_id=sample.sample_ID, field="subset_tag")
+        return str(e)
+    if subset in SUBSET_NAMES and name != subset:
+        return f"tag {tag!r} is subset {name}, but the file is {subset}.jsonl"
+    return None
+
+
+def _check_tag(sample: Sample, path: Path, lineno: int) -> None:
+    """A subset tag must be a known one, in a normalised subset file ({subset}.jsonl) that subset's, in a
+    split's file (IDTrain.jsonl, OOD1Test.jsonl, ...) or train.jsonl one of that split's (none for ID)."""
+    problem = _tag_problem(sample.subset_tag, split=_FILE_SPLIT.get(path.stem), subset=path.stem)
+    if problem:
+        raise BenchRecordError(problem, file=str(path), line=lineno, sample_id=sample.sample_ID, field="subset_tag")
 
 
 def read_authors_json(path: str | os.PathLike) -> dict[str, list[Sample]]:
@@ -55,12 +73,14 @@ def read_authors_json(path: str | os.PathLike) -> dict[str, list[Sample]]:
     path = Path(path)
     name = str(path)
     try:
-        doc = json.loads(path.read_bytes().decode("utf-8"))
+        doc = strictjson.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as e:
         raise BenchRecordError(f"invalid UTF-8 at byte {e.start}", file=name) from None
     except json.JSONDecodeError as e:
         raise BenchRecordError(f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}",
                                file=name, line=e.lineno) from None
+    except strictjson.StrictJSONError as e:  # a duplicate key (a split given twice, a field twice), ...
+        raise BenchRecordError(e.reason, file=name, sample_id=e.sample_id, field=e.key) from None
     if not isinstance(doc, dict):
         raise BenchRecordError(f"expected an object whose keys are the splits {list(SPLITS)}", file=name)
     unknown = sorted(set(doc) - set(SPLITS))
@@ -79,6 +99,9 @@ def read_authors_json(path: str | os.PathLike) -> dict[str, list[Sample]]:
                 raise BenchRecordError(f"duplicate sample ID (first seen at {seen[sample.sample_ID]})",
                                        file=where, sample_id=sample.sample_ID, field="sample_ID")
             seen[sample.sample_ID] = f"[{split}][{i}]"
+            problem = _tag_problem(sample.subset_tag, split=split)
+            if problem:
+                raise BenchRecordError(problem, file=where, sample_id=sample.sample_ID, field="subset_tag")
             out[split].append(sample)
     return out
 

@@ -22,8 +22,9 @@ CHARACTER_FIELDS = (
 REQUIRED_FIELDS = ("sample_ID", "user_persona", "agent_character", "dialogue_context", "agent_golden_response")
 OPTIONAL_FIELDS = ("subset_tag",)
 
-# Sample IDs become parts of file names downstream (caches, per-sample logs): keep them plain.
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+# Sample IDs become parts of file names downstream (caches, per-sample logs): keep them plain. \Z, not $:
+# `$` also matches before a final newline, which let "abc\n" through (tests/property_regressions/).
+_SAFE_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}\Z")
 
 
 class BenchRecordError(RpmInputError):

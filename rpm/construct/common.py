@@ -146,11 +146,20 @@ def read_items(path: str | os.PathLike, required: tuple[str, ...], id_key: str) 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (run the previous `rpm bench build` step first)")
-    rows = []
+    rows, seen = [], {}
     for line, obj in iter_jsonl(path, lambda msg, line: BuildInputError(f"{path}, line {line}: {msg}")):
+        if not isinstance(obj, dict):
+            raise BuildInputError(f"{path}, line {line}: expected a JSON object, got {type(obj).__name__}")
         missing = [k for k in (id_key, *required) if k not in obj]
         if missing:
             raise BuildInputError(f"{path}, line {line}, item {obj.get(id_key)!r}: missing field(s) {missing}")
+        item = obj[id_key]
+        if not isinstance(item, str) or not item:
+            raise BuildInputError(f"{path}, line {line}: field {id_key!r} must be a non-empty string, got {item!r}")
+        if item in seen:  # the next steps key items by ID: a second one would silently replace the first
+            raise BuildInputError(f"{path}, line {line}, item {item!r}: duplicate {id_key} "
+                                  f"(first on line {seen[item]})")
+        seen[item] = line
         rows.append(obj)
     return rows
 

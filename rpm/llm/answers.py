@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+from rpm.core import strictjson
 from rpm.core.errors import RpmInputError
 from rpm.llm.client import ChatClient
 
@@ -24,19 +25,22 @@ _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 
 
 def _loads(text: str, want: type, repair_commas: bool) -> tuple[object | None, bool]:
-    """(value, comma_repaired) if `text` is JSON of type `want`, else (None, False)."""
+    """(value, comma_repaired) if `text` is JSON of type `want`, else (None, False). JSON that
+    `rpm.core.strictjson` refuses (a duplicate key: two readings; runaway nesting) is not parsed either."""
     try:
-        value = json.loads(text)
+        value = strictjson.loads(text)
         return (value, False) if isinstance(value, want) else (None, False)
+    except strictjson.StrictJSONError:
+        return None, False
     except json.JSONDecodeError:
         pass
     if repair_commas:
         fixed = _TRAILING_COMMA.sub(r"\1", text)
         if fixed != text:
             try:
-                value = json.loads(fixed)
+                value = strictjson.loads(fixed)
                 return (value, True) if isinstance(value, want) else (None, False)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, strictjson.StrictJSONError):
                 pass
     return None, False
 

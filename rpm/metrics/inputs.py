@@ -49,15 +49,19 @@ class TextRow:
     sample_id: str
     text: str
     line: int
+    tag: str | None = None   # the row's optional `tag` field (read_text_rows(..., tag=...)), when it has one
 
 
-def read_text_rows(path: str | os.PathLike, field: str) -> dict[str, TextRow]:
-    """Read {"sample_ID", <field>} JSONL rows into {sample_ID: TextRow}, validating each line."""
-    groups = read_grouped_rows(path, field, None)
+def read_text_rows(path: str | os.PathLike, field: str, *, tag: str | None = None) -> dict[str, TextRow]:
+    """Read {"sample_ID", <field>} JSONL rows into {sample_ID: TextRow}, validating each line. With `tag`,
+    a row may also carry that field (a non-empty string), kept as TextRow.tag so the caller can check it
+    against the file (a "subset" a row names in a per-subset file)."""
+    groups = read_grouped_rows(path, field, None, tag=tag)
     return groups[None]
 
 
-def read_grouped_rows(path: str | os.PathLike, field: str, group: str | None) -> dict[str | None, dict[str, TextRow]]:
+def read_grouped_rows(path: str | os.PathLike, field: str, group: str | None, *,
+                      tag: str | None = None) -> dict[str | None, dict[str, TextRow]]:
     """Like read_text_rows, for a file whose rows also carry a `group` field (e.g. "subset"): returns
     {group value: {sample_ID: TextRow}}; sample IDs are unique within a group. With group=None every row
     is in the one group None."""
@@ -85,11 +89,15 @@ def read_grouped_rows(path: str | os.PathLike, field: str, group: str | None) ->
                                  file=name, line=lineno, sample_id=sid)
         if not value.strip():
             raise InputFileError(f'field "{field}" is empty', file=name, line=lineno, sample_id=sid)
+        note = obj.get(tag) if tag is not None else None
+        if note is not None and (not isinstance(note, str) or not note.strip()):
+            raise InputFileError(f'field "{tag}" must be a non-empty string (or absent)', file=name, line=lineno,
+                                 sample_id=sid)
         rows = groups.setdefault(key, {})
         if sid in rows:
             raise InputFileError(f"duplicate sample ID (first on line {rows[sid].line})",
                                  file=name, line=lineno, sample_id=sid)
-        rows[sid] = TextRow(sid, value, lineno)
+        rows[sid] = TextRow(sid, value, lineno, note)
     if not groups:
         raise InputFileError("the file holds no rows", file=name)
     return groups

@@ -77,7 +77,7 @@ def _read_rows(path: Path) -> dict[str, tuple[dict[str, TextRow], str]]:
         if not files:
             raise ScoreInputError(f"{path}: no *.jsonl files; expected one {{subset}}.jsonl per subset "
                                   f"({', '.join(SUBSET_NAMES)})")
-        return {f.stem: (read_text_rows(f, "response"), str(f)) for f in files}
+        return {f.stem: (read_text_rows(f, "response", tag="subset"), str(f)) for f in files}
     if not path.is_file():
         raise ScoreInputError(f"{path}: no such file or directory")
     return {key: (rows, str(path)) for key, rows in read_grouped_rows(path, "response", "subset").items()}
@@ -105,6 +105,10 @@ def read_responses(path: str | os.PathLike, bench: dict[str, list[Sample]], benc
                                 f"({len(rows)} row(s)); known subsets: {', '.join(SUBSET_NAMES)}")
             continue
         present.add(name)
+        for r in sorted(rows.values(), key=lambda r: r.line):  # a row of {subset}.jsonl naming another subset
+            if r.tag is not None and subset_name(r.tag) != name:
+                problems.append(f"{file}, line {r.line}, sample {r.sample_id!r}: the row says \"subset\": {r.tag!r}, "
+                                f"but the file holds subset {name!r}: which one is meant is ambiguous")
         if name in found:
             problems.append(f"{file}: subset {key!r} is {name!r}, whose responses are already given "
                             f"({found[name][1] if path.is_dir() else 'under another name'})")

@@ -65,7 +65,7 @@ def read_rows(path: str | Path, field: str, samples: list[Sample]) -> dict[str, 
     """A teacher file (JSONL rows keyed by sample_ID) checked against the training samples."""
     def error(msg, line=None, sid=None):
         where = ", ".join([str(path)] + ([f"line {line}"] if line else []) + ([f"sample {sid!r}"] if sid else []))
-        return ValueError(f"{where}: {msg}")
+        return RpmInputError(f"{where}: {msg}")
 
     rows = {}
     for lineno, r in iter_jsonl(path, error):

