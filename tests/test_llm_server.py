@@ -86,11 +86,12 @@ def test_validity_check_on_a_case_with_a_known_answer(paper_records):
                  "order": o, "score": score_of(k, o), "parsed": True} for k, i in enumerate(items)
                 for o in ("model_first", "golden_first")]
 
-    (good,) = validity_rows(rows(lambda k, o: 0.0), n_boot=200, seed=0)
+    good, ensemble = validity_rows(rows(lambda k, o: 0.0), n_boot=200, seed=0)
+    assert ensemble["judge"] == "ensemble" and ensemble["accuracy"] == good["accuracy"]  # one judge: its own check
     assert good["accuracy"] == 1.0 and good["ci_low"] == 1.0 and good["verdict"] == "above chance"
-    (bad,) = validity_rows(rows(lambda k, o: 1.0), n_boot=200, seed=0)
+    bad, _ = validity_rows(rows(lambda k, o: 1.0), n_boot=200, seed=0)
     assert bad["accuracy"] == 0.0 and bad["verdict"] == "below chance"
-    (coin,) = validity_rows(rows(lambda k, o: float((k + (o == "model_first")) % 2)), n_boot=200, seed=0)
+    coin, _ = validity_rows(rows(lambda k, o: float((k + (o == "model_first")) % 2)), n_boot=200, seed=0)
     assert coin["accuracy"] == 0.5 and coin["verdict"].startswith("not shown")
 
 

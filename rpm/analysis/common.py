@@ -112,7 +112,7 @@ def judge_validity(path: str | os.PathLike, judge: str = "ensemble") -> str:
     df = only(read_table(path, SCORES_COLUMNS), "judge", judge, "judge")
     if "validity_accuracy" not in df.columns or df.empty:
         return "not shown: no validity check of this judge; the correlation is not a finding"
-    acc, lo, hi = (float(df[c].iloc[0]) for c in ("validity_accuracy", "validity_ci_low", "validity_ci_high"))
+    acc, lo, hi = (float(df[c].iloc[0] or "nan") for c in ("validity_accuracy", "validity_ci_low", "validity_ci_high"))
     shown = f"accuracy {acc:.3f} [{lo:.3f}, {hi:.3f}] against chance 0.5"
     if math.isnan(lo) or lo <= 0.5:
         return f"not shown: judge validity {shown}; the correlation is not a finding"

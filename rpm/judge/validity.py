@@ -59,8 +59,9 @@ def validity_rows(verdicts: Sequence[dict], *, n_boot: int, seed: int, confidenc
     samples = sorted(set.intersection(*(set(per[j]) for j in judges)))
     correct = {j: np.array([np.mean([1.0 - float(v["score"]) for v in per[j][s]]) for s in samples])
                for j in judges}
-    if len(judges) > 1:
-        correct[ENSEMBLE] = np.mean([correct[j] for j in judges], axis=0)
+    # The ensemble's row (the mean over judges per sample; one judge's own values when there is one), so every
+    # scores.csv row, the ensemble's included, carries its judge's check.
+    correct[ENSEMBLE] = np.mean([correct[j] for j in judges], axis=0)
     for judge, values in correct.items():
         members = judges if judge == ENSEMBLE else [judge]
         rows_of = [v for j in members for s in samples for v in per[j][s]]
