@@ -82,20 +82,3 @@ def bootstrap_options(f):
     for option in reversed(options):
         f = option(f)
     return f
-
-
-def threads_option(f):
-    """--threads: torch CPU threads of the job (the rule's cores)."""
-    return click.option("--threads", type=click.IntRange(min=1), default=None,
-                        help="torch CPU threads (the job's cores). [default: torch's own choice]")(f)
-
-
-def parse_pairs(items, what: str) -> dict[str, str]:
-    """KEY=VALUE options (repeatable) as a dict; a malformed item names the option."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint=what)
-        out[key.strip()] = value
-    return out
