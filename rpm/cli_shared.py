@@ -13,6 +13,7 @@ import click
 import yaml
 
 from rpm.core.errors import RpmError
+from rpm.core.names import DTYPES
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -82,3 +83,10 @@ def bootstrap_options(f):
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def dtype_option(use: str, default: str = "float32"):
+    """--dtype for a command's model use (the config's precision.<use>; rpm.runtime.precision)."""
+    return click.option("--dtype", type=click.Choice(DTYPES), default=default, show_default=True,
+                        help=f"Weights and activations for {use} (the workflow passes the config's precision.{use}; "
+                             "bfloat16 uses the CPU's bf16 matrix units, see README 'Precision').")

@@ -54,3 +54,7 @@ SHIFTS: tuple[str, ...] = ("user", "character", "dialogue")
 SPLITS: tuple[str, ...] = ("IDTrain", "IDTest", "OOD1Test", "OOD2Test", "OOD3Test")
 # Files written by `rpm bench fetch|synth`: the training split plus one file per evaluation subset.
 BENCH_FILES: tuple[str, ...] = ("train",) + SUBSET_NAMES
+
+# The precision policy (rpm.runtime.precision): each use of a model runs in one of these dtypes.
+DTYPES = ("float32", "bfloat16")
+PRECISION_USES = ("generation", "training", "scoring")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rpm.cli_shared import CONTEXT_SETTINGS, RpmGroup, parse_mapping
+from rpm.cli_shared import CONTEXT_SETTINGS, RpmGroup, dtype_option, parse_mapping
 from rpm.estimator.published import publish_layout
 from rpm.estimator.train import coevolve, cold_start, reason_files
 from rpm.runtime.generate import Decoding
@@ -89,12 +89,13 @@ def estimator_published(source, revision, base, reasoner_subfolder, policy_subfo
               help="The authors: 2,048 for the reasoning generator.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@dtype_option("generation")
 @click.option("--threads", type=click.IntRange(min=1), default=None)
-def reason_cmd(reasoner, bench_files, out_dir, max_new_tokens, batch_size, seed, threads):
+def reason_cmd(reasoner, bench_files, out_dir, max_new_tokens, batch_size, seed, dtype, threads):
     """r = q_phi1(x) for every evaluation sample: greedy, golden withheld, only the core features kept."""
     set_threads(threads)
     dec = Decoding(max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, stop=None)
-    written = reason_files(reasoner, bench_files, out_dir, dec)
+    written = reason_files(reasoner, bench_files, out_dir, dec, dtype=dtype)
     for out, rows in written:
         click.echo(f"wrote {len(rows)} reasoning traces to {out} ({sum(r['marker_found'] for r in rows)} with the "
                    "core-features marker)")

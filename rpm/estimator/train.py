@@ -22,6 +22,7 @@ from rpm.io import atomic_dir, write_jsonl
 from rpm.metrics.inputs import scored_continuation, scorer_messages
 from rpm.runtime.generate import Decoding, generate_texts
 from rpm.runtime.load import ADAPTER_MANIFEST, load_model, load_rpm, load_tokenizer, read_manifest
+from rpm.runtime.precision import dtype_of
 from rpm.train import trainers
 from rpm.train.methods import read_rows
 
@@ -60,15 +61,15 @@ def cold_start(module: str, *, base: str, train_file: str, traces_file: str | No
     manifest = {"method": f"estimator_{module}", "module": module, "base": base, "chain": [], "thinking": False,
                 "seed": seed, "trained_samples": len(rows)}
     return trainers.sft(base, [], tok, rows, settings["sft"], settings.get("lora", {}), Path(out), Path(ckpt), seed,
-                        manifest)
+                        manifest, dtype_of(settings.get("precision"), "training"))
 
 
 def reason_texts(model_dir: str | Path, samples, dec: Decoding, *, model=None, tok=None, desc="reason",
-                 progress: bool = True):
+                 progress: bool = True, dtype: str = "float32"):
     """Greedy thoughts of a reasoner for each sample (golden withheld) -> [(r, thought, marker_found)]."""
 
     if model is None:
-        model, tok, _ = load_rpm(model_dir)
+        model, tok, _ = load_rpm(model_dir, dtype)
     outs = generate_texts(model, tok, [reasoning_messages(s) for s in samples], dec, desc=desc, progress=progress)
     result = []
     for o in outs:
@@ -78,13 +79,13 @@ def reason_texts(model_dir: str | Path, samples, dec: Decoding, *, model=None, t
 
 
 def reason_files(reasoner: str | Path, bench_files, out_dir: str | Path, dec: Decoding, *, model=None, tok=None,
-                 progress: bool = True) -> list[tuple[Path, list[dict]]]:
+                 progress: bool = True, dtype: str = "float32") -> list[tuple[Path, list[dict]]]:
     """`rpm reason`: r = q_phi1(x) for every sample of each benchmark file, written to out_dir/{subset}.jsonl
     as {"sample_ID", "reasoning", "thought", "marker_found"}. Every subset goes in one pass (full batches)."""
 
     subsets = [(Path(f), read_jsonl(f)) for f in bench_files]
     if model is None:
-        model, tok, _ = load_rpm(reasoner)
+        model, tok, _ = load_rpm(reasoner, dtype)
     traces = iter(reason_texts(reasoner, [s for _, samples in subsets for s in samples], dec, model=model, tok=tok,
                                progress=progress))
     written = []
@@ -112,27 +113,28 @@ def coevolve(*, base: str, reasoner: str, policy: str, pool_file: str | list[str
     rdec = Decoding(max_new_tokens=int(settings.get("reason_max_new_tokens", 256)),
                     batch_size=int(settings.get("reason_batch_size", 8)), seed=seed, stop=None)
     lora = settings.get("lora", {})
+    dt, gen_dt = dtype_of(settings.get("precision"), "training"), dtype_of(settings.get("precision"), "generation")
     q1, q2 = Path(reasoner), Path(policy)
     stages, log = [], []
     for it in range(1, k_iters + 1):
         stage = out.parent / f".{out.name}.iter{it}-reasoner"
         if not (stage / ADAPTER_MANIFEST).is_file():
-            rewards = reasoner_rewards(load_model(q2), tok, by_id, batch)
+            rewards = reasoner_rewards(load_model(q2, dt), tok, by_id, batch)
             rows = [{"prompt": reasoning_messages(s), "sample_ID": s.sample_ID} for s in pool]
             m = read_manifest(q1)
             trainers.grpo(base, m["chain"], tok, rows, rewards, settings["grpo_reasoner"], lora, stage,
-                          ckpt / f"iter{it}-reasoner", seed + it, {**m, "iteration": it})
+                          ckpt / f"iter{it}-reasoner", seed + it, {**m, "iteration": it}, dt)
         q1 = stage
         stages.append(stage)
         stage = out.parent / f".{out.name}.iter{it}-policy"
         if not (stage / ADAPTER_MANIFEST).is_file():
-            rs = [r for r, _, _ in reason_texts(q1, pool, rdec, desc=f"iteration {it} reasoning")]
-            rewards = policy_rewards(load_model(q2), tok, by_id, batch)  # pi_ref: q_phi2 of iteration it-1
+            rs = [r for r, _, _ in reason_texts(q1, pool, rdec, desc=f"iteration {it} reasoning", dtype=gen_dt)]
+            rewards = policy_rewards(load_model(q2, dt), tok, by_id, batch)  # pi_ref: q_phi2 of iteration it-1
             rows = [{"prompt": scorer_messages(s, r), "sample_ID": s.sample_ID, "reasoning": r}
                     for s, r in zip(pool, rs)]
             m = read_manifest(q2)
             trainers.grpo(base, m["chain"], tok, rows, rewards, settings["grpo_policy"], lora, stage,
-                          ckpt / f"iter{it}-policy", seed + it, {**m, "iteration": it})
+                          ckpt / f"iter{it}-policy", seed + it, {**m, "iteration": it}, dt)
         q2 = stage
         stages.append(stage)
     for st in stages:

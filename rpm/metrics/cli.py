@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rpm.cli_shared import CONTEXT_SETTINGS, EMBEDDER_HELP, bootstrap_options, mi_options
+from rpm.cli_shared import CONTEXT_SETTINGS, EMBEDDER_HELP, bootstrap_options, dtype_option, mi_options
 from rpm.metrics.bound import parse_sizes
 from rpm.metrics.logprobs import compute, compute_many, describe, write_report
 from rpm.metrics.matrices import load
@@ -63,9 +63,7 @@ from rpm.runtime.load import load_model, load_tokenizer
 @click.option("--estimator-name", default=None,
               help="Estimator label recorded in the file, e.g. 'corl', 'wo_corl', 'wo_reasoning'. "
                    "[default: the estimator directory's name]")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True,
-              help="Weights and activations; metrics default to float32 "
-                   "(bf16 moves per-token log-probs by up to 0.15).")
+@dtype_option("scoring")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch CPU threads. [default: torch's own choice]")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rpm.cli_shared import EMBEDDER_HELP, mi_options
+from rpm.cli_shared import EMBEDDER_HELP, dtype_option, mi_options
 from rpm.metrics.mi import MIConfig
 from rpm.runtime.load import set_threads
 from rpm.score.run import ScoreSettings, score
@@ -62,8 +62,7 @@ from rpm.score.run import ScoreSettings, score
 @click.option("--overlong", type=click.Choice(["error", "drop"]), default="error", show_default=True,
               help="Inputs over --max-length: stop naming them, or leave them out and list them in summary.md. "
                    "Never truncated, never scored as 0.")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True,
-              help="Estimator weights and activations (bf16 moves per-token log-probs by up to 0.15).")
+@dtype_option("scoring")
 @click.option("--embedder", default="minilm", show_default=True, help=EMBEDDER_HELP + " For the bound's D_JS terms.")
 @click.option("--embed-batch-size", type=click.IntRange(min=1), default=None, help="Embedding batch size.")
 @click.option("--embeddings", type=click.Path(exists=True, dir_okay=False), default=None,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from rpm.cli_shared import CONTEXT_SETTINGS, parse_mapping
+from rpm.cli_shared import CONTEXT_SETTINGS, dtype_option, parse_mapping
 from rpm.core.names import METHODS
 from rpm.io import write_jsonl
 from rpm.runtime.generate import Decoding
@@ -30,7 +30,8 @@ from rpm.train.respond import generate_for_subsets
 @click.option("--settings", required=True, metavar="YAML",
               help="Inline YAML or a file: lora {r, alpha, dropout, target_modules}; sft / dpo / grpo: fields of "
                    "TRL's SFTConfig / DPOConfig / GRPOConfig; rft {samples, temperature, max_new_tokens}; "
-                   "icl {k, embedder}; corl {iterations}; reward {batch_size}.")
+                   "icl {k, embedder}; corl {iterations}; reward {batch_size}; precision {training, generation}: "
+                   "float32 or bfloat16 (TRL's bf16/fp16 flags are refused here: precision sets them).")
 @click.option("--parent", type=click.Path(exists=True, file_okay=False), default=None,
               help="Model directory the method starts from (sft for dpo/rft/rl; thinking_sft for thinking_rl/corl).")
 @click.option("--teacher-file", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -76,15 +77,16 @@ def _vllm_interpreter(backend: str) -> None:
 @click.option("--repetition-penalty", type=float, default=1.05, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@dtype_option("generation")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (the job's cores).")
 def generate_cmd(model_dir, bench_files, out_dir, backend, max_new_tokens, repetition_penalty, batch_size, seed,
-                 threads):
+                 dtype, threads):
     """Greedy responses of an RPM to every sample of each subset (stop at </Agent Response>)."""
     set_threads(threads)
     _vllm_interpreter(backend)
     dec = Decoding(max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty, batch_size=batch_size,
                    seed=seed)
-    for bench_file, rows in generate_for_subsets(model_dir, bench_files, dec, backend):
+    for bench_file, rows in generate_for_subsets(model_dir, bench_files, dec, backend, dtype):
         out = Path(out_dir) / f"{Path(bench_file).stem}.jsonl"
         write_jsonl(out, rows)
         empty = sum(not r["response"] for r in rows)

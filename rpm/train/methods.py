@@ -34,6 +34,7 @@ from rpm.runtime.load import (
     read_manifest,
     write_adapter_manifest,
 )
+from rpm.runtime.precision import dtype_of
 from rpm.train import trainers
 from rpm.train.formats import parse_generation, response_block, rpm_messages, thinking_target
 from rpm.train.icl import input_texts
@@ -85,7 +86,8 @@ def read_rows(path: str | Path, field: str, samples: list[Sample]) -> dict[str, 
 
 def train(method: str, *, base: str, train_file: str, out: str, ckpt: str, settings: dict, seed: int,
           parent: str | None = None, teacher_file: str | None = None) -> Path:
-    """Train one method; `settings` holds the LoRA settings and TRL config fields per trainer."""
+    """Train one method; `settings` holds the LoRA settings and TRL config fields per trainer, and `precision`
+    ({training, generation}: float32 or bfloat16; float32 when absent)."""
     if method not in METHODS:
         raise RpmInputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if method in PARENT and not parent:
@@ -100,16 +102,17 @@ def train(method: str, *, base: str, train_file: str, out: str, ckpt: str, setti
                 "parent": parent, "teacher_file": teacher_file}
     lora = settings.get("lora", {})
     out, ckpt = Path(out), Path(ckpt)
+    dt = dtype_of(settings.get("precision"), "training")
 
     if method == "icl":
         return _icl(samples, train_file, settings.get("icl", {}), out, manifest)
     if method == "sft":
-        return trainers.sft(base, chain, tok, sft_rows(samples), settings["sft"], lora, out, ckpt, seed, manifest)
+        return trainers.sft(base, chain, tok, sft_rows(samples), settings["sft"], lora, out, ckpt, seed, manifest, dt)
     if method == "da":
         augmented = read_jsonl(teacher_file) if Path(teacher_file).stat().st_size else []
         manifest["augmented_samples"] = len(augmented)
         return trainers.sft(base, chain, tok, sft_rows(samples + augmented), settings["sft"], lora, out, ckpt, seed,
-                            manifest)
+                            manifest, dt)
     if method == "thinking_sft":
         traces = read_rows(teacher_file, "trace", samples)
         rows = [{"sample_ID": s.sample_ID, "prompt": rpm_messages(s, thinking=True),
@@ -117,7 +120,7 @@ def train(method: str, *, base: str, train_file: str, out: str, ckpt: str, setti
                 for s in samples if s.sample_ID in traces]
         _require(rows, method, teacher_file)
         manifest["trained_samples"] = len(rows)
-        return trainers.sft(base, chain, tok, rows, settings["sft"], lora, out, ckpt, seed, manifest)
+        return trainers.sft(base, chain, tok, rows, settings["sft"], lora, out, ckpt, seed, manifest, dt)
     if method == "dpo":
         rejected = read_rows(teacher_file, "rejected", samples)
         rows = [{"sample_ID": s.sample_ID, "prompt": rpm_messages(s),
@@ -126,16 +129,15 @@ def train(method: str, *, base: str, train_file: str, out: str, ckpt: str, setti
                 for s in samples if s.sample_ID in rejected]
         _require(rows, method, teacher_file)
         manifest["trained_samples"] = len(rows)
-        return trainers.dpo(base, chain, tok, rows, settings["dpo"], lora, out, ckpt, seed, manifest)
+        return trainers.dpo(base, chain, tok, rows, settings["dpo"], lora, out, ckpt, seed, manifest, dt)
     if method == "rft":
         rows, picked = _rft_rows(samples, base, chain, tok, settings, seed)
         manifest["rft_selection"] = picked
-        return trainers.sft(base, chain, tok, rows, settings["sft"], lora, out, ckpt, seed, manifest)
+        return trainers.sft(base, chain, tok, rows, settings["sft"], lora, out, ckpt, seed, manifest, dt)
     if method in ("rl", "thinking_rl"):
-
-        reward = Table24Reward(load_model(base), tok, settings.get("reward", {}).get("batch_size", 4))
+        reward = Table24Reward(load_model(base, dt), tok, settings.get("reward", {}).get("batch_size", 4))
         return trainers.grpo(base, chain, tok, grpo_rows(samples, method == "thinking_rl"), [reward],
-                             settings["grpo"], lora, out, ckpt, seed, manifest)
+                             settings["grpo"], lora, out, ckpt, seed, manifest, dt)
     return _corl(samples, base, chain, tok, settings, out, ckpt, seed, manifest)
 
 
@@ -157,11 +159,11 @@ def _rft_rows(samples, base, chain, tok, settings, seed):
     dec = Decoding(max_new_tokens=int(cfg.get("max_new_tokens", 256)), do_sample=True,
                    temperature=float(cfg.get("temperature", 1.0)), top_p=float(cfg.get("top_p", 1.0)),
                    batch_size=int(cfg.get("batch_size", 4)), seed=seed)
-    policy = load_chain(base, chain)
+    policy = load_chain(base, chain, dtype_of(settings.get("precision"), "generation"))
     outs = generate_texts(policy, tok, [rpm_messages(s) for s in samples], dec, num_return_sequences=k,
                           desc="rft rollouts")
     del policy
-    ref = load_model(base)  # the reference model is the base model before SFT (E.1)
+    ref = load_model(base, dtype_of(settings.get("precision"), "training"))  # the base model before SFT (E.1)
     rows, picked = [], []
     for s, cands in zip(samples, outs):
         responses = [parse_generation(c)[1] or "(empty)" for c in cands]
@@ -181,18 +183,19 @@ def _corl(samples, base, chain, tok, settings, out: Path, ckpt: Path, seed, mani
     k_iters = int(settings.get("corl", {}).get("iterations", 2))
     rows = grpo_rows(samples, thinking=True)
     batch = settings.get("reward", {}).get("batch_size", 4)
-    ref = load_model(base)
+    dt = dtype_of(settings.get("precision"), "training")
+    ref = load_model(base, dt)
     stages = []
     for it in range(1, k_iters + 1):
         for part in ("thought", "response"):
             stage_out = out.parent / f".stage-{it}-{part}"  # beside the output: survives a kill
             if not (stage_out / ADAPTER_MANIFEST).is_file():  # finished stages are kept: a rerun resumes
                 if part == "thought":
-                    reward = ThoughtLikelihoodReward(load_chain(base, chain), tok, batch)
+                    reward = ThoughtLikelihoodReward(load_chain(base, chain, dt), tok, batch)
                 else:
                     reward = RatioReward(ref, tok, batch)
                 trainers.grpo(base, chain, tok, rows, [reward], settings["grpo"], settings.get("lora", {}),
-                              stage_out, ckpt / f"{it}-{part}", seed + it, {**manifest, "chain": chain})
+                              stage_out, ckpt / f"{it}-{part}", seed + it, {**manifest, "chain": chain}, dt)
             chain = read_manifest(stage_out)["chain"]
             stages.append(str(stage_out))
     # The final model directory: every stage (adapter and training log) and the chain through them.

@@ -51,11 +51,12 @@ def _messages(samples, manifest: dict, model_dir: str) -> list[list[dict]]:
     return [icl_messages(s, [train[ids[j]] for j in row]) for s, row in zip(samples, nearest)]
 
 
-def generate_for_subsets(model_dir: str, bench_files, dec: Decoding, backend: str = "transformers"):
+def generate_for_subsets(model_dir: str, bench_files, dec: Decoding, backend: str = "transformers",
+                         dtype: str = "float32"):
     """Yield (bench_file, response rows) for each subset; the RPM (any of the nine methods) loads once."""
     manifest = read_manifest(model_dir)
     subsets = [(f, read_jsonl(f)) for f in bench_files]  # validate every input before the long work
-    model, tok, _ = load_rpm(model_dir)
+    model, tok, _ = load_rpm(model_dir, dtype)
     chain_hash = adapter_hash(manifest["chain"])
     merged = None
     if backend == "vllm":  # vLLM reads a plain directory: write the merged RPM once

@@ -19,6 +19,7 @@ from pathlib import Path
 from rpm.core.errors import RpmInputError
 from rpm.io import atomic_dir
 from rpm.runtime.load import load_chain, read_manifest, write_adapter_manifest
+from rpm.runtime.precision import trainer_precision_args
 
 
 def lora_config(cfg: dict):
@@ -34,18 +35,25 @@ def _last_checkpoint(ckpt_dir: Path) -> str | None:
     return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
 
 
-def make_config(cls, args: dict, ckpt_dir: Path, seed: int):
-    """TRL's own config dataclass from the config's settings; a wrong key is named, not a traceback."""
+def make_config(cls, args: dict, ckpt_dir: Path, seed: int, dtype: str = "float32"):
+    """TRL's own config dataclass from the config's settings; a wrong key is named, not a traceback.
+    Precision comes from the config's `precision.training` only (`dtype`), never from the trainer settings."""
     known = set(cls.__dataclass_fields__)
     unknown = sorted(set(args) - known)
     if unknown:
         raise RpmInputError(f"{cls.__name__} has no field(s) {unknown} (check the trainer settings in the config)")
-    return cls(**_common_args(args, ckpt_dir, seed))
+    mixed = sorted({"bf16", "fp16", "tf32"} & set(args))
+    if mixed:
+        raise RpmInputError(f"the trainer settings set {mixed}: set the training precision with the config's "
+                            "precision.training (float32 or bfloat16) instead")
+    return cls(**_common_args(args, ckpt_dir, seed, dtype))
 
 
-def _common_args(args: dict, ckpt_dir: Path, seed: int) -> dict:
+def _common_args(args: dict, ckpt_dir: Path, seed: int, dtype: str = "float32") -> dict:
+    gpu = _has_gpu()
     out = {"output_dir": str(ckpt_dir), "seed": seed, "data_seed": seed, "report_to": [],
-           "save_strategy": "steps", "logging_steps": 1, "use_cpu": not _has_gpu(), "disable_tqdm": False}
+           "save_strategy": "steps", "logging_steps": 1, "use_cpu": not gpu, "disable_tqdm": False,
+           **trainer_precision_args(dtype, gpu)}
     out.update(args)
     return out
 
@@ -94,39 +102,41 @@ def _dataset(rows: list[dict]):
     return Dataset.from_list(rows)
 
 
-def sft(base_dir, chain, tok, rows, args: dict, lora: dict, out_dir, ckpt_dir, seed: int, manifest: dict) -> Path:
+def sft(base_dir, chain, tok, rows, args: dict, lora: dict, out_dir, ckpt_dir, seed: int, manifest: dict,
+        dtype: str = "float32") -> Path:
     from trl import SFTConfig, SFTTrainer
 
-    cfg = make_config(SFTConfig, args, Path(ckpt_dir), seed)
+    cfg = make_config(SFTConfig, args, Path(ckpt_dir), seed, dtype)
     check_lengths(tok, rows, cfg.max_length)
-    model = load_chain(base_dir, chain)
+    model = load_chain(base_dir, chain, dtype)
     train = _dataset([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     trainer = SFTTrainer(model=model, args=cfg, train_dataset=train, processing_class=tok,
                          peft_config=lora_config(lora))
-    return _finish(trainer, Path(ckpt_dir), Path(out_dir), manifest)
+    return _finish(trainer, Path(ckpt_dir), Path(out_dir), {**manifest, "training_precision": dtype})
 
 
-def dpo(base_dir, chain, tok, rows, args: dict, lora: dict, out_dir, ckpt_dir, seed: int, manifest: dict) -> Path:
+def dpo(base_dir, chain, tok, rows, args: dict, lora: dict, out_dir, ckpt_dir, seed: int, manifest: dict,
+        dtype: str = "float32") -> Path:
     from trl import DPOConfig, DPOTrainer
 
-    cfg = make_config(DPOConfig, args, Path(ckpt_dir), seed)
+    cfg = make_config(DPOConfig, args, Path(ckpt_dir), seed, dtype)
     check_lengths(tok, rows, cfg.max_length, keys_completion=("chosen", "rejected"))
-    model = load_chain(base_dir, chain)
+    model = load_chain(base_dir, chain, dtype)
     train = _dataset([{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows])
     trainer = DPOTrainer(model=model, args=cfg, train_dataset=train, processing_class=tok,
                          peft_config=lora_config(lora))
-    return _finish(trainer, Path(ckpt_dir), Path(out_dir), manifest)
+    return _finish(trainer, Path(ckpt_dir), Path(out_dir), {**manifest, "training_precision": dtype})
 
 
 def grpo(base_dir, chain, tok, rows, reward_funcs, args: dict, lora: dict, out_dir, ckpt_dir, seed: int,
-         manifest: dict) -> Path:
+         manifest: dict, dtype: str = "float32") -> Path:
     from trl import GRPOConfig, GRPOTrainer
 
-    cfg = make_config(GRPOConfig, args, Path(ckpt_dir), seed)
-    model = load_chain(base_dir, chain)
+    cfg = make_config(GRPOConfig, args, Path(ckpt_dir), seed, dtype)
+    model = load_chain(base_dir, chain, dtype)
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=cfg, train_dataset=_dataset(rows),
                           processing_class=tok, peft_config=lora_config(lora))
-    return _finish(trainer, Path(ckpt_dir), Path(out_dir), manifest)
+    return _finish(trainer, Path(ckpt_dir), Path(out_dir), {**manifest, "training_precision": dtype})
 
 
 def pack_stages(stages: list[Path], tmp: Path, out: Path, subdir: str = "") -> dict[str, str]:

@@ -229,7 +229,10 @@ def train_options(wildcards, input):
 
 def train_settings(wildcards):
     keys = ("lora", "sft", "dpo", "grpo", "rft", "icl", "corl", "reward")
-    return shlex.quote(json.dumps({k: config["rpm"][k] for k in keys}))
+    precision = {u: config["precision"][u] for u in ("training", "generation")}
+    return shlex.quote(
+        json.dumps({**{k: config["rpm"][k] for k in keys}, "precision": precision})
+    )
 
 
 def max_new_tokens(method):
@@ -284,7 +287,8 @@ def estimator_settings(wildcards=None):
         "reason_max_new_tokens",
         "reason_batch_size",
     )
-    return shlex.quote(json.dumps({k: e[k] for k in keys}))
+    precision = {u: config["precision"][u] for u in ("training", "generation")}
+    return shlex.quote(json.dumps({**{k: e[k] for k in keys}, "precision": precision}))
 
 
 def scorer_input(wildcards):

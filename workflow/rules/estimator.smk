@@ -103,7 +103,8 @@ rule estimator_reason:
         max_new_tokens=config["estimator"]["reason_max_new_tokens"],
         batch_size=config["estimator"]["reason_batch_size"],
         seed=config["seed"],
+        dtype=config["precision"]["generation"],
     shell:
         "rpm reason --reasoner {params.reasoner} {params.bench} --out-dir {params.out_dir} "
         "--max-new-tokens {params.max_new_tokens} --batch-size {params.batch_size} --seed {params.seed} "
-        "--threads {threads} > {log} 2>&1"
+        "--dtype {params.dtype} --threads {threads} > {log} 2>&1"

@@ -38,10 +38,11 @@ rule logprobs:
         name=lambda wildcards: wildcards.variant,
         batch_size=config["metrics"]["batch_size"],
         overlong=config["metrics"]["overlong"],
+        dtype=config["precision"]["scoring"],
     shell:
         "rpm logprobs --estimator {params.scorer} {params.inputs} --out {params.out_dir} "
         "--estimator-name {params.name} --batch-size {params.batch_size} --overlong {params.overlong} "
-        "--threads {threads} --quiet > {log} 2>&1"
+        "--dtype {params.dtype} --threads {threads} --quiet > {log} 2>&1"
 
 
 # The cold-start estimator ("w/o CoRL") scores the golden responses only (Table 1's perplexity): no RPM, and

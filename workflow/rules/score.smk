@@ -59,9 +59,10 @@ if config["score"]["responses"]:
             seeds=config["metrics"]["bound_seeds"],
             reason_max_new_tokens=config["estimator"]["reason_max_new_tokens"],
             reason_batch_size=config["estimator"]["reason_batch_size"],
+            dtype=config["precision"]["scoring"],
         shell:
             "rpm score --responses {params.responses:q} --bench {params.bench_dir} --estimator {params.estimator} "
             "--out {params.out_dir} --name {params.name} {params.metrics} "
             "--batch-size {params.batch_size} --overlong {params.overlong} --embedder {params.embedder} "
             "--sizes {params.sizes} --seeds {params.seeds} --reason-max-new-tokens {params.reason_max_new_tokens} "
-            "--reason-batch-size {params.reason_batch_size} --threads {threads} --quiet > {log} 2>&1"
+            "--reason-batch-size {params.reason_batch_size} --dtype {params.dtype} --threads {threads} --quiet > {log} 2>&1"
