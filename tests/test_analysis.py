@@ -74,6 +74,20 @@ def test_correlate_matches_scipy_and_its_interval_holds_the_estimate():
     assert m.pearson_r == pytest.approx(-c.pearson_r) and m.pearson_ci_high == pytest.approx(-c.pearson_ci_low)
 
 
+def test_spearman_p_is_exact_for_small_n():
+    # rho = 1 over five severities: 2 of the 120 orderings are as extreme (rho = +1 and -1).
+    c = correlate([0, 0.25, 0.5, 0.75, 1.0], [0.1, 0.2, 0.3, 0.4, 0.5], n_boot=0)
+    assert c.spearman_rho == pytest.approx(1.0) and c.spearman_p == pytest.approx(2 / 120)
+    # Brute force over every ordering, ties included (mid-ranks), agrees.
+    from itertools import permutations
+
+    x, y = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2.0, 1.0, 3.0, 3.0, 6.0, 5.0]
+    obs = abs(stats.spearmanr(x, y).statistic)
+    brute = np.mean([abs(stats.spearmanr(x, p).statistic) >= obs - 1e-12 for p in permutations(y)])
+    assert correlate(x, y, n_boot=0).spearman_p == pytest.approx(brute)
+    # Above the exact limit (X has 10 points), scipy's approximation, as in the test above.
+
+
 def test_correlate_degenerate_and_nan_inputs():
     two = correlate([1.0, 2.0], [2.0, 1.0])
     assert two.n == 2 and math.isnan(two.pearson_r) and math.isnan(two.spearman_p)
