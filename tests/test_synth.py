@@ -1,5 +1,6 @@
 """The mini RPGBench: deterministic, schema-exact, shifted as Step 4 of Appendix A says, severity-controlled."""
 
+import re
 import shutil
 from importlib import resources
 
@@ -158,3 +159,47 @@ def test_cli_writes_and_validates(tmp_path):
     assert "wrote 46 samples in 13 files" in result.output
     result = CliRunner().invoke(main, ["bench", "validate", str(tmp_path / "b")])
     assert result.exit_code == 0 and "46 valid records" in result.output
+
+
+SEVERITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@pytest.mark.parametrize("seed,n", [(0, 4), (3, 16)])
+def test_severities_are_nested_and_unshifted_samples_identical(seed, n):
+    runs = {s: synthesize(SynthConfig(n_train=8, n_per_subset=n, seed=seed,
+                                      severity={"user": s, "character": s, "dialogue": s}), SEEDS)
+            for s in SEVERITIES}
+    base = runs[0.0]
+    for name in base:
+        if name in ("train", "id_test"):
+            assert all([x.to_dict() for x in runs[s][name]] == [x.to_dict() for x in base[name]] for s in SEVERITIES)
+            continue
+        full = runs[1.0][name]
+        before = set()
+        for s in SEVERITIES:
+            rows = runs[s][name]
+            assert [x.sample_ID for x in rows] == [x.sample_ID for x in base[name]]
+            shifted = set()
+            for i, x in enumerate(rows):
+                if x.to_dict() == base[name][i].to_dict():
+                    continue
+                assert x.to_dict() == full[i].to_dict(), (name, s, i)   # the one fixed shifted version
+                shifted.add(i)
+            assert len(shifted) == round(s * n), (name, s)
+            assert before <= shifted, (name, s)                         # nested: shifted stays shifted
+            before = shifted
+
+
+def _sentences(text: str) -> list[str]:
+    return [t for t in re.split(r"(?<=[.!?])\s+", text) if len(t) >= 20]
+
+
+@pytest.mark.parametrize("seed,n_train,n", [(0, 32, 4), (1, 64, 16), (2, 16, 8)])
+def test_no_line_of_a_golden_response_appears_in_its_own_context(seed, n_train, n):
+    b = synthesize(SynthConfig(n_train=n_train, n_per_subset=n, seed=seed), SEEDS)
+    leaks = []
+    for name, rows in b.items():
+        for x in rows:
+            context = "\n".join(t.text for t in x.dialogue_context)
+            leaks += [(name, x.sample_ID, line) for line in _sentences(x.agent_golden_response) if line in context]
+    assert not leaks, leaks[:5]

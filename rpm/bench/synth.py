@@ -14,8 +14,11 @@ swapped for a word used earlier, and the golden response follows it) composition
 
 Severity knob, per shift type: the fraction of an OOD subset's samples whose shifted component is
 really shifted; the rest are drawn exactly like ID test samples. Severity 0 makes an OOD subset
-distributed like ID test; 1 (the default) is the paper's fully shifted subset. A sweep over it
-therefore knows the true ordering of shift magnitudes.
+distributed like ID test; 1 (the default) is the paper's fully shifted subset. Severities are nested:
+each OOD sample is a fixed base and a fixed shifted version of it, and raising the severity only
+switches more samples to their shifted version (`synthesize`), so a sweep over it compares the same
+samples and knows the true ordering of shift magnitudes. No line of a golden response appears in its
+own sample's context (the turn-level composition's earlier reply uses other lines of the voice).
 """
 
 from __future__ import annotations
@@ -201,9 +204,15 @@ def load_seeds(seed_dir: str | Path | None = None) -> Seeds:
 # ---------------------------------------------------------------- composition
 
 
-def _golden(rng: random.Random, persona: Persona, ch: Character, d: DialogueSeed, word: str) -> str:
+def _voice(rng: random.Random, ch: Character, avoid: tuple[str, ...] = ()) -> tuple[str, str, str]:
+    """An opener, a signature and a closer of the character's voice, none of them one of `avoid`."""
+    return tuple(rng.choice([line for line in lines if line not in avoid] or lines)
+                 for lines in (ch.openers, ch.signatures, ch.closers))
+
+
+def _golden(voice: tuple[str, str, str], persona: Persona, ch: Character, d: DialogueSeed, word: str) -> str:
     core = d.golden.format(word=word, interest=persona.interest, theme=ch.theme)
-    return " ".join([rng.choice(ch.openers), core, rng.choice(ch.signatures), rng.choice(ch.closers)])
+    return " ".join([voice[0], core, voice[1], voice[2]])
 
 
 def _history(persona: Persona, ch: Character, d: DialogueSeed) -> list[Turn]:
@@ -216,38 +225,65 @@ def _history(persona: Persona, ch: Character, d: DialogueSeed) -> list[Turn]:
 
 def _dialogue(rng, persona, ch, d, *, compose: str | None, other: DialogueSeed | None):
     """Return (turns, golden) for a plain, turn-composed or word-composed dialogue."""
-    if compose == "word":
-        word = rng.choice(d.swap_words)
-    else:
-        word = d.word
+    word = rng.choice(d.swap_words) if compose == "word" else d.word
+    voice = _voice(rng, ch)
     turns = []
     if compose == "turn":  # the other dialogue, answered in full, then this one: 8 user turns
         turns += _history(persona, ch, other)
         turns.append(Turn("user_query", other.final_query.format(word=other.word, interest=persona.interest)))
-        turns.append(Turn("agent_response", _golden(rng, persona, ch, other, other.word)))
+        # The earlier reply speaks with other lines of the same voice: a line of the golden response in its
+        # own context would let the estimator copy it (a leak, not generalisation).
+        turns.append(Turn("agent_response", _golden(_voice(rng, ch, avoid=voice), persona, ch, other, other.word)))
     turns += _history(persona, ch, d)
     turns.append(Turn("user_query", d.final_query.format(word=word, interest=persona.interest)))
-    return turns, _golden(rng, persona, ch, d, word)
+    return turns, _golden(voice, persona, ch, d, word)
 
 
 def synthesize(cfg: SynthConfig, seeds: Seeds | None = None) -> dict[str, list[Sample]]:
-    """Build {file: samples} for `train` and the 12 subsets, deterministically from cfg.seed."""
+    """Build {file: samples} for `train` and the 12 subsets, deterministically from cfg.seed.
+
+    Nested severities: every OOD sample is a fixed pair (an ID-like base, and that base with its one shifted
+    component changed), and each subset has a fixed shifting order; at severity s the first round(s * n)
+    samples in that order are the shifted versions. Every draw is made at every severity, so a sample that is
+    not shifted is byte-identical across severities and one shifted at s stays shifted above s."""
     seeds = seeds or load_seeds()
     rng = random.Random(cfg.seed)
     used: set[tuple] = set()  # no (persona, character, dialogue, variant) triplet appears twice
 
-    def draw(persona_lang="en", domain=None, compose=None):
+    def unique(key) -> bool:
+        if key in used:
+            return False
+        used.add(key)
+        return True
+
+    def draw():
+        """An ID sample's parts: English persona, real character, plain dialogue."""
         for _ in range(10_000):
-            p = rng.choice(seeds.personas)
-            ch = rng.choice(seeds.fictional[domain] if domain else seeds.real)
-            d = rng.choice(seeds.dialogues)
-            other = rng.choice([o for o in seeds.dialogues if o.id != d.id]) if compose == "turn" else None
-            key = (p.id, ch.profile.character_name, d.id, compose, other.id if other else None, persona_lang)
-            if key not in used:
-                used.add(key)
-                turns, golden = _dialogue(rng, p, ch, d, compose=compose, other=other)
-                return p.texts[persona_lang], ch.profile, turns, golden
+            p, ch, d = rng.choice(seeds.personas), rng.choice(seeds.real), rng.choice(seeds.dialogues)
+            if unique((p.id, ch.profile.character_name, d.id, None, None, "en")):
+                return p, ch, d
         raise RpmInputError("the seeds are too few for the requested benchmark size")
+
+    def parts(p, ch, d, lang="en", compose=None, other=None):
+        turns, golden = _dialogue(rng, p, ch, d, compose=compose, other=other)
+        return p.texts[lang], ch.profile, turns, golden
+
+    def shifted(name: str, shift: str, p, ch, d, base):
+        """The base sample with its `shift` component changed (the user's language, the character, or the
+        dialogue's composition); the rest is the base's."""
+        if shift == "user":
+            unique((p.id, ch.profile.character_name, d.id, None, None, LANGUAGES[name]))
+            return (p.texts[LANGUAGES[name]], *base[1:])
+        if shift == "character":
+            pool = seeds.fictional[DOMAINS[name]]
+            choices = [c for c in pool if (p.id, c.profile.character_name, d.id, None, None, "en") not in used]
+            fictional = rng.choice(choices or pool)
+            unique((p.id, fictional.profile.character_name, d.id, None, None, "en"))
+            return parts(p, fictional, d)
+        compose = "turn" if name == "dial_turn" else "word"
+        other = rng.choice([o for o in seeds.dialogues if o.id != d.id]) if compose == "turn" else None
+        unique((p.id, ch.profile.character_name, d.id, compose, other.id if other else None, "en"))
+        return parts(p, ch, d, compose=compose, other=other)
 
     files: dict[str, list[Sample]] = {}
     counters = {"IDTrain": 0, "IDTest": 0, "OOD1Test": 0, "OOD2Test": 0, "OOD3Test": 0}
@@ -257,23 +293,19 @@ def synthesize(cfg: SynthConfig, seeds: Seeds | None = None) -> dict[str, list[S
         persona, profile, turns, golden = parts
         return Sample(f"{split}-{counters[split]:05d}", persona, profile, tuple(turns), golden, tag)
 
-    files["train"] = [make("IDTrain", None, draw()) for _ in range(cfg.n_train)]
-    files["id_test"] = [make("IDTest", None, draw()) for _ in range(cfg.n_per_subset)]
+    files["train"] = [make("IDTrain", None, parts(*draw())) for _ in range(cfg.n_train)]
+    files["id_test"] = [make("IDTest", None, parts(*draw())) for _ in range(cfg.n_per_subset)]
     for name in BENCH_FILES[2:]:
         sub = subset(name)
-        n_shifted = round(cfg.severity[sub.shift] * cfg.n_per_subset)
-        shifted = set(rng.sample(range(cfg.n_per_subset), n_shifted))
+        order = rng.sample(range(cfg.n_per_subset), cfg.n_per_subset)   # the fixed shifting order
+        on = set(order[:round(cfg.severity[sub.shift] * cfg.n_per_subset)])
         tag = f"{sub.tag}-Fictional" if sub.shift == "character" else sub.tag
         rows = []
         for i in range(cfg.n_per_subset):
-            on = i in shifted
-            if sub.shift == "user":
-                parts = draw(persona_lang=LANGUAGES[name] if on else "en")
-            elif sub.shift == "character":
-                parts = draw(domain=DOMAINS[name] if on else None)
-            else:
-                parts = draw(compose=("turn" if name == "dial_turn" else "word") if on else None)
-            rows.append(make(sub.split, tag, parts))
+            p, ch, d = draw()
+            base = parts(p, ch, d)
+            version = shifted(name, sub.shift, p, ch, d, base)
+            rows.append(make(sub.split, tag, version if i in on else base))
         files[name] = rows
     # Everything written goes through the same validation as fetched data.
     for name, rows in files.items():
