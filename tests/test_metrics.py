@@ -11,7 +11,7 @@ from conftest import write_jsonl
 
 from rpm.cli import main
 from rpm.metrics import bound as B, mi as M
-from rpm.metrics.divergence import density_matrix, representation_jsd, von_neumann_entropy
+from rpm.metrics.divergence import density_matrix, jsd_null, representation_jsd, von_neumann_entropy
 from rpm.metrics.matrices import LogprobMatrices, Side, load, save
 from rpm.metrics.perplexity import from_matrix, perplexity
 from rpm.metrics.tables import TableInputError, perplexity_table, remi_table
@@ -206,6 +206,46 @@ def test_sample_size_sweep_rows_are_seeded_and_complete():
     assert rows[-1]["d_user"] > rows[-1]["d_character"]                  # the user component was shifted
     with pytest.raises(ValueError, match="too small"):
         B.parse_sizes("1,all")
+
+
+def test_the_all_rows_carry_each_terms_null_the_corrected_bound_and_the_tightness():
+    p, q = _subset_data("id_test", 12, 0), _subset_data("user_de", 10, 1)
+    rows = B.sample_size_sweep(p, q, [4, "all"], [0], null_permutations=99)
+    first, last = rows
+    assert all(k not in first for k in B.NULL_COLUMNS)                  # subsample rows: no null
+    assert last["null_permutations"] == 99
+    assert last["d_user_null_p"] == pytest.approx(0.01)   # the shifted component: beyond every permutation
+    assert last["d_character_null_p"] > 0.05                            # not shifted
+    for term in B.NULL_TERMS:
+        assert 0 < last[f"{term}_null_p"] <= 1 and last[f"{term}_null_mean"] >= 0
+    corrected = B.theorem_3_4(*(max(last[t] - last[f"{t}_null_mean"], 0.0) for t in
+                                ("d_user", "d_character", "d_dialogue")), last["h_hat"],
+                              *(max(last[t] - last[f"{t}_null_mean"], 0.0) for t in ("delta_p", "delta_q")))
+    assert last["bound_null_corrected"] == pytest.approx(corrected.bound) and corrected.bound <= last["bound"]
+    assert last["tightness"] == pytest.approx(last["bound"] / abs(last["r_emid"]))
+    cache: dict = {}
+    again = B.sample_size_sweep(p, q, [4, "all"], [0], null_permutations=99, null_cache=cache)
+    assert again == rows and len(cache) == 6                               # seeded; cached per term
+
+
+def test_jsd_null_pooled_and_paired():
+    rng = np.random.default_rng(1)
+    same_p, same_q = rng.normal(size=(16, 8)), rng.normal(size=(16, 8))
+    t = jsd_null(same_p, same_q, permutations=199, seed=0)
+    assert t.value == pytest.approx(representation_jsd(same_p, same_q)) and t.p > 0.05
+    assert t.null_mean == pytest.approx(t.value, rel=0.5)                 # the finite-sample floor, not 0
+    # (Second moments cannot tell e from -e: shift the two sets along orthogonal directions.)
+    e1, e2 = np.eye(8)[0] * 3.0, np.eye(8)[1] * 3.0
+    far = jsd_null(same_p + e1, same_q + e2, permutations=199, seed=0)
+    assert far.p == pytest.approx(1 / 200) and far.value > far.null_mean
+    # Paired: identical pairs give 0 and every swap gives 0 too (p = 1); a shift of every pair is found.
+    ident = jsd_null(same_p, same_p.copy(), permutations=50, seed=0, paired=True)
+    assert ident.value == pytest.approx(0.0, abs=1e-12) and ident.p == 1.0
+    shifted = jsd_null(same_p + e1, same_p + e2, permutations=199, seed=0, paired=True)
+    assert shifted.p == pytest.approx(1 / 200)
+    assert jsd_null(same_p, same_q, permutations=20, seed=3) == jsd_null(same_p, same_q, permutations=20, seed=3)
+    with pytest.raises(ValueError, match="paired sets differ in size"):
+        jsd_null(same_p, same_q[:3], permutations=5, seed=0, paired=True)
 
 
 # ------------------------------------------------------------------ perplexity

@@ -27,6 +27,11 @@ How each term is estimated here
                         the estimator's misfit, and noisier; the entropy of q's own next-token
                         distribution is what H of the model's conditional means.
 
+Against the null (size "all" rows only): every D_JS term (the three components, the joint, delta_P and
+delta_Q) comes with its permutation null's mean and p-value (divergence.jsd_null), and the bound is also
+computed on the null-corrected terms, max(D - null mean, 0): `bound_null_corrected`. `tightness` is
+bound / |R-EMID| (how many times the bound exceeds what it bounds; 1 would be tight).
+
 The EMID authors' scale-adjusted variant (Oh et al. 2025, their public release
 deeplearning-wisc/mllmshift-emi, function EMIDupperbound with no entropy scaler): the bound with the
 entropy factor and the constants dropped, each output divergence taken to the 1/4 separately:
@@ -47,7 +52,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from rpm.core.errors import RpmInputError
-from rpm.metrics.divergence import representation_jsd
+from rpm.metrics.divergence import jsd_null, representation_jsd
 from rpm.metrics.inputs import COMPONENTS
 from rpm.metrics.matrices import LogprobMatrices, Side
 from rpm.metrics.mi import MIConfig, remi
@@ -196,13 +201,60 @@ def subsample(n: int, size: int | str, seed: int, name: str) -> np.ndarray:
     return np.sort(rng.choice(n, size=size, replace=False))
 
 
+NULL_TERMS = ("d_user", "d_character", "d_dialogue", "d_joint", "delta_p", "delta_q")
+TERM_COMPONENT = {"d_user": "user_persona", "d_character": "agent_character", "d_dialogue": "dialogue_context",
+                  "d_joint": "joint"}
+NULL_COLUMNS = [f"{t}_null_{x}" for t in NULL_TERMS for x in ("mean", "p")] + [
+    "bound_null_corrected", "tightness", "null_permutations"]
+
+
+def null_columns(p: SubsetData, q: SubsetData, b: Bound, r_emid_value: float, permutations: int, seed: int,
+                 cache: dict | None = None) -> dict:
+    """Each term's permutation null, the null-corrected bound and the tightness (module docstring).
+    `cache` holds nulls that do not change between calls (an ID side's delta_P, a subset's components)."""
+    cache = {} if cache is None else cache
+    out: dict = {}
+
+    def null(key, a, c, paired):
+        if key not in cache:
+            cache[key] = jsd_null(a, c, permutations=permutations, seed=seed, paired=paired)
+        return cache[key]
+
+    for term in NULL_TERMS:
+        if term in ("delta_p", "delta_q"):
+            side = p if term == "delta_p" else q
+            key = ("delta", side.name, side.matrices.label("rpm"), side.matrices.label("estimator"),
+                   tuple(side.matrices.sample_ids))
+            t = null(key, side.model_responses, side.golden_responses, True)
+        elif TERM_COMPONENT[term] in p.inputs and TERM_COMPONENT[term] in q.inputs:
+            z = TERM_COMPONENT[term]
+            key = ("input", p.name, q.name, z, tuple(p.matrices.sample_ids), tuple(q.matrices.sample_ids))
+            t = null(key, p.inputs[z], q.inputs[z], False)
+        else:
+            t = None
+        out[f"{term}_null_mean"] = t.null_mean if t else float("nan")
+        out[f"{term}_null_p"] = t.p if t else float("nan")
+
+    def corrected(term):
+        return max(getattr(b, term) - out[f"{term}_null_mean"], 0.0)
+
+    nb = theorem_3_4(corrected("d_user"), corrected("d_character"), corrected("d_dialogue"), b.h_hat,
+                     corrected("delta_p"), corrected("delta_q"))
+    out["bound_null_corrected"] = nb.bound
+    out["tightness"] = b.bound / abs(r_emid_value) if r_emid_value else float("inf")
+    out["null_permutations"] = permutations
+    return out
+
+
 def sample_size_sweep(p: SubsetData, q: SubsetData, sizes: Sequence[int | str], seeds: Sequence[int],
-                      cfg: MIConfig = MIConfig()) -> list[dict]:
+                      cfg: MIConfig = MIConfig(), *, null_permutations: int = 0,
+                      null_cache: dict | None = None) -> list[dict]:
     """Figure 5a: the bound estimated on n samples per side, for each size and seed.
 
     Each row holds every term, the bound, the scale-adjusted variant, R-EMID on all samples
     (`r_emid`, what the bound should approach) and on the same subsample (`r_emid_sub`). The size
-    "all" does not depend on the seed and appears once (seed empty).
+    "all" does not depend on the seed and appears once (seed empty); with null_permutations > 0 it also
+    carries NULL_COLUMNS (empty on the other sizes).
     """
     full = r_emid(p.matrices, q.matrices, cfg)
     rows = []
@@ -218,4 +270,6 @@ def sample_size_sweep(p: SubsetData, q: SubsetData, sizes: Sequence[int | str], 
                 "d_joint": joint if joint is not None else float("nan"),
                 "r_emid": full, "r_emid_sub": r_emid(ps.matrices, qs.matrices, cfg),
             })
+            if size == "all" and null_permutations:
+                rows[-1].update(null_columns(p, q, b, full, null_permutations, cfg.seed, null_cache))
     return rows

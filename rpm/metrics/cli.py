@@ -198,14 +198,19 @@ def perplexity_cmd(npz_files, out, average):
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Embedding batch size.")
 @click.option("--embeddings-out", type=click.Path(dir_okay=False), default=None,
               help="Also save every subset's input and golden-response embeddings (.npz) for `rpm bound --embeddings`.")
-def divergence_cmd(id_file, ood_files, out, embedder, batch_size, embeddings_out):
+@click.option("--permutations", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Permutations of each D_JS's null (pool the two sets, re-split at random).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the permutations.")
+def divergence_cmd(id_file, ood_files, out, embedder, batch_size, embeddings_out, permutations, seed):
     """D_JS(P_Xz || Q_Xz) per input component (user persona, agent character, dialogue context) and joint.
 
     Representation JSD: von Neumann entropies of the trace-normalised second-moment matrices of
-    L2-normalised embeddings, H(mix) - (H(P) + H(Q)) / 2, in nats (at most log 2).
+    L2-normalised embeddings, H(mix) - (H(P) + H(Q)) / 2, in nats (at most log 2). Each estimate comes
+    with its permutation null's mean and p: two finite samples of one distribution do not give 0.
     """
     emb = load_embedder(embedder, batch_size=batch_size)
-    rows = divergence_table(id_file, ood_files, emb, embeddings_out=embeddings_out)
+    rows = divergence_table(id_file, ood_files, emb, embeddings_out=embeddings_out, permutations=permutations,
+                            seed=seed)
     write_csv(out, rows, DIVERGENCE_COLUMNS)
     click.echo(f"wrote {out}: {len(rows)} rows")
 
@@ -232,15 +237,19 @@ def divergence_cmd(id_file, ood_files, out, embedder, batch_size, embeddings_out
 @click.option("--embeddings", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Input and golden-response embeddings saved by `rpm divergence --embeddings-out` "
                    "(same embedder); only the RPM's responses are embedded then.")
+@click.option("--null-permutations", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Permutations of each D_JS term's null on the size-'all' rows (0: none); seeded by --seed.")
 @mi_options
 def bound_cmd(bench_dir, responses_dirs, logprobs_dirs, out, id_subset, subsets, sizes, seeds, embedder, batch_size,
-              embeddings, normalization, pairs, k, seed):
+              embeddings, null_permutations, normalization, pairs, k, seed):
     """Theorem 3.4 for each ID -> OOD shift: every term, the bound and the scale-adjusted variant.
 
     bound = sqrt(2/3) * H_hat * sum_z sqrt(D_JS(P_Xz || Q_Xz)) + 8 * (delta_P + delta_Q)^(1/4), with
     delta = D_JS(model responses || golden responses) on each side and H_hat the maximum over samples
     of the estimator's next-token entropy along the golden plus the model response (per token with
-    --normalization mean). R-EMID is reported beside it (all samples, and on the same subsample).
+    --normalization mean). R-EMID is reported beside it (all samples, and on the same subsample), and on
+    the size-'all' rows each D_JS term's permutation null, the bound on the null-corrected terms and the
+    tightness bound / |R-EMID|.
     """
     if len(responses_dirs) != len(logprobs_dirs):
         raise click.BadParameter(f"{len(responses_dirs)} --responses-dir for {len(logprobs_dirs)} --logprobs-dir; "
@@ -254,6 +263,6 @@ def bound_cmd(bench_dir, responses_dirs, logprobs_dirs, out, id_subset, subsets,
     emb = load_embedder(embedder, batch_size=batch_size)
     rows = bound_table(Path(bench_dir), list(zip(responses_dirs, logprobs_dirs)), emb, id_subset=id_subset,
                        subsets=list(subsets) or None, sizes=size_list, seeds=seed_list or [0], cfg=cfg,
-                       embeddings=embeddings)
+                       embeddings=embeddings, null_permutations=null_permutations)
     write_csv(out, rows, BOUND_COLUMNS)
     click.echo(f"wrote {out}: {len(rows)} rows")

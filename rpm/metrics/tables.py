@@ -33,8 +33,8 @@ from rpm.bench.subsets import subset as lookup
 from rpm.core.errors import RpmInputError
 from rpm.io import atomic_path
 from rpm.metrics import inputs
-from rpm.metrics.bound import SubsetData, sample_size_sweep
-from rpm.metrics.divergence import embed_components, representation_jsd
+from rpm.metrics.bound import NULL_COLUMNS, SubsetData, sample_size_sweep
+from rpm.metrics.divergence import embed_components, jsd_null
 from rpm.metrics.inputs import component_texts
 from rpm.metrics.matrices import LogprobMatrices, load
 from rpm.metrics.mi import MIConfig, remi, remid, subset_seed
@@ -43,11 +43,12 @@ from rpm.metrics.perplexity import perplexity
 REMI_COLUMNS = ["estimator", "rpm", "metric", "quantity", "subset", "reference", "shift", "value", "ci_low",
                 "ci_high", "n", "n_reference", "normalization", "pairs", "k", "n_boot", "confidence", "seed"]
 PERPLEXITY_COLUMNS = ["estimator", "scope", "name", "n_samples", "n_tokens", "nll_per_token", "perplexity", "average"]
-DIVERGENCE_COLUMNS = ["source", "target", "shift", "component", "jsd", "n_source", "n_target", "embedder"]
+DIVERGENCE_COLUMNS = ["source", "target", "shift", "component", "jsd", "jsd_null_mean", "jsd_null_p", "permutations",
+                      "n_source", "n_target", "embedder"]
 BOUND_COLUMNS = ["rpm", "estimator", "source", "target", "shift", "size", "seed", "n_source", "n_target",
                  "d_user", "d_character", "d_dialogue", "d_joint", "h_hat", "delta_p", "delta_q", "delta",
                  "sum_sqrt_d", "shift_term", "output_term", "bound", "bound_scale_adjusted", "r_emid", "r_emid_sub",
-                 "normalization", "embedder"]
+                 "normalization", "embedder", *NULL_COLUMNS]
 SHIFT_ORDER = ("id", "user", "character", "dialogue")
 
 
@@ -176,8 +177,10 @@ def perplexity_table(files: Sequence[LogprobMatrices], average: str = "token") -
 
 
 def divergence_table(id_file: str | os.PathLike, ood_files: Sequence[str | os.PathLike], embedder, *,
-                     embeddings_out: str | os.PathLike | None = None) -> list[dict]:
-    """D_JS between the ID subset and each OOD subset, per input component and joint.
+                     embeddings_out: str | os.PathLike | None = None, permutations: int = 200,
+                     seed: int = 0) -> list[dict]:
+    """D_JS between the ID subset and each OOD subset, per input component and joint, each beside its
+    permutation null (divergence.jsd_null: the null's mean and p, seeded).
 
     With `embeddings_out`, the input and golden-response embeddings of every subset are also saved
     (see `save_embeddings`), so `rpm bound` can reuse them for every RPM instead of re-embedding.
@@ -200,9 +203,10 @@ def divergence_table(id_file: str | os.PathLike, ood_files: Sequence[str | os.Pa
         f = Path(f)
         q = embed(f)
         for comp in p:
+            t = jsd_null(p[comp], q[comp], permutations=permutations, seed=seed)
             rows.append({"source": id_file.stem, "target": f.stem, "shift": shift_of(f.stem), "component": comp,
-                         "jsd": representation_jsd(p[comp], q[comp]), "n_source": len(p[comp]),
-                         "n_target": len(q[comp]), "embedder": embedder.name})
+                         "jsd": t.value, "jsd_null_mean": t.null_mean, "jsd_null_p": t.p, "permutations": permutations,
+                         "n_source": len(p[comp]), "n_target": len(q[comp]), "embedder": embedder.name})
     if embeddings_out is not None:
         save_embeddings(embeddings_out, cache, embedder.name)
     return rows
@@ -270,12 +274,15 @@ def load_subset_data(name: str, bench_file: Path, responses_file: Path, npz: Pat
 
 def bound_table(bench_dir: Path, runs: Sequence[tuple[Path, Path]], embedder, *, id_subset: str = "id_test",
                 subsets: Sequence[str] | None = None, sizes=("all",), seeds=(0,), cfg: MIConfig = MIConfig(),
-                embeddings: str | os.PathLike | None = None, progress: bool = True) -> list[dict]:
-    """Bound rows for each RPM run, given as (responses_dir, logprobs_dir) pairs over one benchmark."""
+                embeddings: str | os.PathLike | None = None, progress: bool = True,
+                null_permutations: int = 0) -> list[dict]:
+    """Bound rows for each RPM run, given as (responses_dir, logprobs_dir) pairs over one benchmark; with
+    null_permutations, the size-"all" rows carry each term's permutation null (seeded by cfg.seed)."""
     from tqdm.auto import tqdm
 
     bench_dir = Path(bench_dir)
     cache = load_embeddings(embeddings, embedder.name) if embeddings is not None else {}
+    null_cache: dict = {}   # the input components' nulls are the same for every RPM
     rows = []
     for responses_dir, logprobs_dir in runs:
         responses_dir, logprobs_dir = Path(responses_dir), Path(logprobs_dir)
@@ -293,7 +300,8 @@ def bound_table(bench_dir: Path, runs: Sequence[tuple[Path, Path]], embedder, *,
         p = load_subset_data(id_subset, *files(id_subset), embedder, cache.get(id_subset))
         for name in tqdm(names, desc=f"bound {p.matrices.label('rpm')}", unit="subset", disable=not progress):
             q = load_subset_data(name, *files(name), embedder, cache.get(name))
-            for row in sample_size_sweep(p, q, sizes, seeds, cfg):
+            for row in sample_size_sweep(p, q, sizes, seeds, cfg, null_permutations=null_permutations,
+                                         null_cache=null_cache):
                 rows.append({**row, "rpm": p.matrices.label("rpm"), "estimator": p.matrices.label("estimator"),
                              "shift": shift_of(name), "normalization": cfg.normalization, "embedder": embedder.name})
     return rows

@@ -71,6 +71,8 @@ from rpm.score.run import ScoreSettings, score
 @click.option("--sizes", default="10,30,50,100,all", show_default=True,
               help="Sample sizes per side of the bound's sample-size sweep (Figure 5a); 'all' is the bound itself.")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Subsample seeds of the sweep.")
+@click.option("--null-permutations", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Permutations of each bound term's D_JS null (0: none).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads of torch and numpy's BLAS (the workflow's rule passes its job's threads, so the "
                    "numbers match the workflow's to the last digit). [default: the libraries' own]")
@@ -78,7 +80,8 @@ from rpm.score.run import ScoreSettings, score
 def score_cmd(responses, bench_dir, estimator_spec, out_dir, name, subsets, id_subset, estimator_name, estimator_base,
               reasoner_subfolder, policy_subfolder, estimator_revision, reasoning_dir, reason_max_new_tokens,
               reason_batch_size, normalization, pairs, k, seed, n_boot, confidence, batch_size, max_length, overlong,
-              dtype, embedder, embed_batch_size, embeddings, sizes, seeds, threads, quiet):
+              dtype, embedder, embed_batch_size, embeddings, sizes, seeds, null_permutations, threads,
+              quiet):
     """Score your own RPM: R-EMI per subset, R-EMID per shift (bootstrap intervals) and the Theorem 3.4 bound.
 
     Checks the responses against the benchmark first (missing, extra or empty responses, unknown subsets:
@@ -98,7 +101,7 @@ def score_cmd(responses, bench_dir, estimator_spec, out_dir, name, subsets, id_s
     settings = ScoreSettings(id_subset=id_subset, normalization=normalization, pairs=pairs, k=k, seed=seed,
                              n_boot=n_boot, confidence=confidence, batch_size=batch_size, max_length=max_length,
                              overlong=overlong, dtype=dtype, embedder=embedder, embed_batch_size=embed_batch_size,
-                             embeddings=embeddings, sizes=sizes, seeds=seeds,
+                             embeddings=embeddings, sizes=sizes, seeds=seeds, null_permutations=null_permutations,
                              reason_max_new_tokens=reason_max_new_tokens, reason_batch_size=reason_batch_size)
     est_options = {"name": estimator_name, "base": estimator_base, "reasoner_subfolder": reasoner_subfolder,
                    "policy_subfolder": policy_subfolder, "revision": estimator_revision}

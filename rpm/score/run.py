@@ -146,6 +146,7 @@ class ScoreSettings:
     embeddings: str | None = None
     sizes: str = "10,30,50,100,all"
     seeds: str = "0,1,2"
+    null_permutations: int = 200
     reason_max_new_tokens: int = 2048
     reason_batch_size: int = 8
 
@@ -236,7 +237,8 @@ def score(responses: str | os.PathLike, bench_dir: str | os.PathLike, estimator:
     ood = [s for s in bench if s != settings.id_subset]
     bound_rows = bound_table(bench_dir, [(out / "responses", out / "logprobs")], embedder,
                              id_subset=settings.id_subset, subsets=ood, sizes=sizes, seeds=seeds, cfg=cfg,
-                             embeddings=settings.embeddings, progress=progress)
+                             embeddings=settings.embeddings, progress=progress,
+                             null_permutations=settings.null_permutations)
     write_csv(out / "bound.csv", bound_rows, BOUND_COLUMNS)
 
     result = ScoreResult(out, remi_rows, bound_rows, origin, dropped,

@@ -127,9 +127,12 @@ rule divergence:
     params:
         ood=lambda wildcards, input: repeat("--ood", input.ood),
         embedder=config["metrics"]["embedder"],
+        permutations=config["metrics"]["null_permutations"],
+        seed=config["seed"],
     shell:
         "rpm divergence --id {input.id} {params.ood} --out {output.csv} --embedder {params.embedder} "
-        "--embeddings-out {output.embeddings} > {log} 2>&1"
+        "--embeddings-out {output.embeddings} --permutations {params.permutations} --seed {params.seed} "
+        "> {log} 2>&1"
 
 
 rule bound:
@@ -160,8 +163,9 @@ rule bound:
         pairs=config["metrics"]["pairs"],
         k=config["metrics"]["k"],
         seed=config["seed"],
+        null_permutations=config["metrics"]["null_permutations"],
     shell:
         "rpm bound --bench-dir {params.bench_dir} {params.rpms} --out {output} --sizes {params.sizes} "
         "--seeds {params.seeds} --embedder {params.embedder} --embeddings {input.embeddings} "
         "--normalization {params.normalization} --pairs {params.pairs} -k {params.k} --seed {params.seed} "
-        "> {log} 2>&1"
+        "--null-permutations {params.null_permutations} > {log} 2>&1"

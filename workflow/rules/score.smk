@@ -57,6 +57,7 @@ if config["score"]["responses"]:
             embedder=config["metrics"]["embedder"],
             sizes=config["metrics"]["bound_sizes"],
             seeds=config["metrics"]["bound_seeds"],
+            null_permutations=config["metrics"]["null_permutations"],
             reason_max_new_tokens=config["estimator"]["reason_max_new_tokens"],
             reason_batch_size=config["estimator"]["reason_batch_size"],
             dtype=config["precision"]["scoring"],
@@ -64,5 +65,5 @@ if config["score"]["responses"]:
             "rpm score --responses {params.responses:q} --bench {params.bench_dir} --estimator {params.estimator} "
             "--out {params.out_dir} --name {params.name} {params.metrics} "
             "--batch-size {params.batch_size} --overlong {params.overlong} --embedder {params.embedder} "
-            "--sizes {params.sizes} --seeds {params.seeds} --reason-max-new-tokens {params.reason_max_new_tokens} "
+            "--sizes {params.sizes} --seeds {params.seeds} --null-permutations {params.null_permutations} --reason-max-new-tokens {params.reason_max_new_tokens} "
             "--reason-batch-size {params.reason_batch_size} --dtype {params.dtype} --threads {threads} --quiet > {log} 2>&1"

@@ -97,10 +97,12 @@ rule sweep_bound:
         embedder=config["metrics"]["embedder"],
         normalization=config["metrics"]["normalization"],
         seed=config["seed"],
+        null_permutations=config["metrics"]["null_permutations"],
     shell:
         "rpm bound --bench-dir {params.bench_dir} --responses-dir {params.responses_dir} "
         "--logprobs-dir {params.logprobs_dir} {params.subsets} --out {output} --sizes all --seeds {params.seed} "
-        "--embedder {params.embedder} --normalization {params.normalization} --seed {params.seed} > {log} 2>&1"
+        "--embedder {params.embedder} --normalization {params.normalization} --seed {params.seed} "
+        "--null-permutations {params.null_permutations} > {log} 2>&1"
 
 
 rule sweep_summary:
