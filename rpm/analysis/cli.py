@@ -4,6 +4,8 @@ correlations.csv (merged by `rpm analyze correlations`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import numpy as np
 
@@ -18,6 +20,7 @@ from rpm.analysis.bound_tightness import (
     table13,
 )
 from rpm.analysis.common import judge_validity, save_figure, shift_name
+from rpm.analysis.control import CONTROL_COLUMNS, FRACTIONS, SLOPE_COLUMNS, control_curves, control_figure
 from rpm.analysis.correlation import CORRELATION_COLUMNS, merge_correlation_files
 from rpm.analysis.cost import TABLE14_COLUMNS, table14, table14_figure
 from rpm.analysis.divergence_terms import TABLE12_COLUMNS, default_rpm, table12, table12_figure
@@ -28,6 +31,8 @@ from rpm.analysis.runtime import RUNTIME_COLUMNS, runtime_figure, runtime_table
 from rpm.analysis.sweep import parse_runs, write_sweep
 from rpm.cli_shared import CONTEXT_SETTINGS, RpmGroup
 from rpm.core.names import SUBSET_NAMES
+from rpm.metrics.matrices import load
+from rpm.metrics.mi import MIConfig
 from rpm.metrics.tables import write_csv
 
 
@@ -317,3 +322,42 @@ def sweep_cmd(runs, out_dir):
     type, with Spearman's rho per shift type (beyond the paper)."""
     rows, spearman = (write_sweep(parse_runs(runs), out_dir))
     click.echo(f"wrote {out_dir}/sweep.csv ({len(rows)} rows), sweep_spearman.csv ({len(spearman)} rows), sweep.png")
+
+
+@analyze.command("control")
+@click.option("--golden", "golden_dirs", multiple=True, required=True, metavar="ESTIMATOR=DIR",
+              help="An estimator's golden log-prob files ({subset}.npz, as `rpm logprobs` writes them); repeat per "
+                   "estimator (corl, wo_corl, wo_reasoning).")
+@click.option("--fractions", default=",".join(f"{x:g}" for x in FRACTIONS), show_default=True,
+              help="Comma-separated fractions f of planted responses (another sample's golden reply).")
+@_out("Output control.csv: R-EMI of the planted RPM per estimator, subset and f, with its bootstrap CI.")
+@click.option("--slopes", required=True, type=click.Path(dir_okay=False),
+              help="Output control_slope.csv: per estimator, the slope of mean R-EMI over f and its CI.")
+@_figures
+@_boot
+def control_cmd(golden_dirs, fractions, out, slopes, figures, n_boot, confidence, seed):
+    """The positive control: R-EMI of a planted RPM that answers a fraction f of the samples with another
+    sample's golden reply (f = 0: the golden itself, R-EMI 0). An estimator with resolution sees R-EMI fall
+    as f grows; the slope's CI says whether it does at this N. Computed from the golden matrices alone."""
+    golden = {}
+    for spec in golden_dirs:
+        name, sep, folder = spec.partition("=")
+        files = sorted(Path(folder).glob("*.npz")) if sep else []
+        if not name or not files:
+            raise click.BadParameter(f"{spec!r}: expected ESTIMATOR=DIR with {{subset}}.npz files",
+                                     param_hint="--golden")
+        golden[name] = {f.stem: load(f) for f in files}
+    try:
+        fr = [float(x) for x in fractions.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{fractions!r}: expected comma-separated numbers", param_hint="--fractions") from None
+    if any(not 0 <= x <= 1 for x in fr):
+        raise click.BadParameter(f"{fractions!r}: fractions lie in [0, 1]", param_hint="--fractions")
+    rows, slope_rows = control_curves(golden, fr, MIConfig(n_boot=n_boot, confidence=confidence, seed=seed))
+    _write(out, rows, CONTROL_COLUMNS)
+    _write(slopes, slope_rows, SLOPE_COLUMNS)
+    save_figure(control_figure(rows, slope_rows), figures)
+    for r in slope_rows:
+        click.echo(f"{r['estimator']}: slope {r['slope']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] "
+                   f"({'shown' if r['shown'] else 'not shown'} to fall)")
+    click.echo(f"wrote {out}, {slopes}, {', '.join(figures)}")

@@ -167,6 +167,38 @@ rule analysis_table12:
         "rpm analyze table12 --bound {input} --out {output.csv} {params.figures} > {log} 2>&1"
 
 
+# The positive control: a planted RPM of known R-EMI (another sample's golden reply for a fraction f), from
+# each estimator's golden matrices alone (nothing is scored again).
+rule analysis_control:
+    input:
+        [
+            f"{METRICS}/logprobs/{variant}/golden/{subset}.npz"
+            for variant in ("corl", "wo_corl", "wo_reasoning")
+            for subset in SUBSET_NAMES
+        ],
+    output:
+        **analysis_outputs("control", "Positive control: a planted RPM"),
+        slopes=report(
+            f"{ANALYSIS}/control_slope.csv",
+            caption="../report/analysis_control.rst",
+            category="4. Analysis",
+            subcategory="Positive control: a planted RPM",
+            labels={"result": "control_slope", "format": "csv"},
+        ),
+    log:
+        f"{LOGS}/analysis/control.log",
+    params:
+        golden=" ".join(
+            f"--golden {variant}={METRICS}/logprobs/{variant}/golden"
+            for variant in ("corl", "wo_corl", "wo_reasoning")
+        ),
+        figures=figure_options,
+        boot=ANALYSIS_BOOT,
+    shell:
+        "rpm analyze control {params.golden} --out {output.csv} --slopes {output.slopes} {params.figures} "
+        "{params.boot} > {log} 2>&1"
+
+
 rule analysis_table14:
     input:
         remid_benchmarks=REMID_BENCHMARKS,

@@ -81,6 +81,7 @@ ANALYSIS_OUTPUTS = {
     "table14_cost": f"{ANALYSIS}/table14_cost.csv",
     "table2": f"{ANALYSIS}/table2_splits.csv",
     "runtime": f"{ANALYSIS}/runtime.csv",
+    "control": f"{ANALYSIS}/control.csv",
 }
 AUDIT_MD = "results/audit.md"
 AUDIT_CSV = "results/audit.csv"
