@@ -65,3 +65,37 @@ def test_control_cli_writes_tables_and_refuses_a_bad_spec(tmp_path):
     bad = CliRunner().invoke(main, ["analyze", "control", "--golden", str(folder), "--out", str(out), "--slopes",
                                     str(tmp_path / "s.csv"), "--figure", str(tmp_path / "c.png")])
     assert bad.exit_code != 0 and "expected ESTIMATOR=DIR" in bad.output
+
+
+def test_summary_states_each_claim_with_its_uncertainty_and_verdict(tmp_path):
+    from rpm.analysis.control import SLOPE_COLUMNS
+    from rpm.analysis.summary import SUMMARY_COLUMNS, summary_rows
+    from rpm.analysis.sweep import SPEARMAN_COLUMNS
+    from rpm.judge.validity import VALIDITY_COLUMNS
+    from rpm.metrics.tables import BOUND_COLUMNS, write_csv
+
+    write_csv(tmp_path / "slope.csv", [
+        {"estimator": "corl", "subsets": 12, "n_per_subset": "64", "fractions": "0,1", "slope": -0.8, "ci_low": -1.0,
+         "ci_high": -0.6, "n_boot": 100, "undefined_replicates": 0, "shown": True},
+        {"estimator": "wo_reasoning", "subsets": 12, "n_per_subset": "64", "fractions": "0,1", "slope": -0.1,
+         "ci_low": -0.3, "ci_high": 0.1, "n_boot": 100, "undefined_replicates": 3, "shown": False}], SLOPE_COLUMNS)
+    write_csv(tmp_path / "validity.csv", [{"judge": "smollm2", "n_samples": 48, "accuracy": 0.52, "ci_low": 0.47,
+                                           "ci_high": 0.57, "chance": 0.5, "verdict": "not shown"}], VALIDITY_COLUMNS)
+    write_csv(tmp_path / "spearman.csv", [
+        {"shift": "user", "quantity": "d_component", "n_severities": 5, "n_points": "5", "spearman_rho": 1.0,
+         "spearman_p": 1 / 60},
+        {"shift": "dialogue", "quantity": "r_emid", "n_severities": 5, "n_points": "5", "spearman_rho": 0.3,
+         "spearman_p": 0.68}], SPEARMAN_COLUMNS)
+    write_csv(tmp_path / "bound.csv", [
+        {"rpm": "b/sft", "estimator": "corl", "target": "user_de", "shift": "user", "size": "all", "n_target": 64,
+         "d_user": 0.3, "d_user_null_mean": 0.1, "d_user_null_p": 0.005, "tightness": 25.0,
+         "bound_null_corrected": 9.0}], BOUND_COLUMNS)
+    rows = summary_rows(control_slope=tmp_path / "slope.csv", validity=tmp_path / "validity.csv",
+                        spearman=tmp_path / "spearman.csv", top_bound=tmp_path / "bound.csv")
+    assert all(set(r) == set(SUMMARY_COLUMNS) for r in rows)
+    verdict = {r["claim"].split(":")[0] + r["section"]: r["verdict"] for r in rows}
+    assert verdict["user shiftsweep"] == "shown" and verdict["dialogue shiftsweep"] == "not shown"
+    assert verdict["corlcontrol"] == "shown" and verdict["wo_reasoningcontrol"] == "not shown"
+    assert verdict["judge smollm2judge"] == "not shown"
+    div = [r for r in rows if r["section"] == "divergence"]
+    assert [r["verdict"] for r in div] == ["shown", "not shown"]   # beyond its null; the bound 25x |R-EMID|

@@ -28,6 +28,7 @@ from rpm.analysis.judge_agreement import fig4, fig4_points
 from rpm.analysis.methods import FIG7_COLUMNS, fig6, fig7, fig7_rows, table20, table20_columns, table20_figure
 from rpm.analysis.pilot import fig2, pilot_points
 from rpm.analysis.runtime import RUNTIME_COLUMNS, runtime_figure, runtime_table
+from rpm.analysis.summary import SUMMARY_COLUMNS, summary_figure, summary_rows
 from rpm.analysis.sweep import parse_runs, write_sweep
 from rpm.cli_shared import CONTEXT_SETTINGS, RpmGroup
 from rpm.core.names import SUBSET_NAMES
@@ -361,3 +362,25 @@ def control_cmd(golden_dirs, fractions, out, slopes, figures, n_boot, confidence
         click.echo(f"{r['estimator']}: slope {r['slope']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] "
                    f"({'shown' if r['shown'] else 'not shown'} to fall)")
     click.echo(f"wrote {out}, {slopes}, {', '.join(figures)}")
+
+
+@analyze.command("summary")
+@click.option("--control-slope", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="control_slope.csv of `rpm analyze control`.")
+@click.option("--validity", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The judge validity table (results/judge/validity/validity.csv).")
+@click.option("--sweep-spearman", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="sweep_spearman.csv of `rpm analyze sweep` (when the sweep ran).")
+@click.option("--top-bound", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="bound.csv of the sweep's highest severity (its nulls and tightness).")
+@click.option("--top-severity", default="1", show_default=True, help="The severity --top-bound belongs to.")
+@_out("Output summary.csv: one claim per row, its estimate, interval or p, and 'shown' / 'not shown'.")
+@_figures
+def summary_cmd(control_slope, validity, sweep_spearman, top_bound, top_severity, out, figures):
+    """What the run shows and how sure it is: the report's first table (every claim with its uncertainty)."""
+    rows = summary_rows(control_slope=control_slope, validity=validity, spearman=sweep_spearman, top_bound=top_bound,
+                        top_severity=top_severity)
+    _write(out, rows, SUMMARY_COLUMNS)
+    save_figure(summary_figure(rows), figures)
+    shown = sum(r["verdict"] == "shown" for r in rows)
+    click.echo(f"wrote {out}: {len(rows)} claims, {shown} shown; {', '.join(figures)}")

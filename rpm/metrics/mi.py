@@ -73,6 +73,12 @@ class Estimate:
     n: int
     replicates: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
 
+    @property
+    def undefined(self) -> int:
+        """Bootstrap replicates with no value (every draw one sample: no negative pair), left out of the
+        interval and counted in the tables' boot_undefined."""
+        return int(self.replicates.size - np.isfinite(self.replicates).sum())
+
 
 @dataclass
 class REMIResult:

@@ -41,7 +41,8 @@ from rpm.metrics.mi import MIConfig, remi, remid, subset_seed
 from rpm.metrics.perplexity import perplexity
 
 REMI_COLUMNS = ["estimator", "rpm", "metric", "quantity", "subset", "reference", "shift", "value", "ci_low",
-                "ci_high", "n", "n_reference", "normalization", "pairs", "k", "n_boot", "confidence", "seed"]
+                "ci_high", "n", "n_reference", "normalization", "pairs", "k", "n_boot", "confidence", "seed",
+                "boot_undefined"]
 PERPLEXITY_COLUMNS = ["estimator", "scope", "name", "n_samples", "n_tokens", "nll_per_token", "perplexity", "average"]
 DIVERGENCE_COLUMNS = ["source", "target", "shift", "component", "jsd", "jsd_null_mean", "jsd_null_p", "permutations",
                       "n_source", "n_target", "embedder"]
@@ -128,7 +129,8 @@ def remi_table(files: Sequence[LogprobMatrices], cfg: MIConfig = MIConfig(), *, 
             base = {"estimator": est, "rpm": rpm, "metric": name, "subset": sub, "reference": "",
                     "shift": shift_of(sub), "n": m.n, "n_reference": "", **opts}
             for quantity, e in (("MI_model", r.mi_model), ("MI_golden", r.mi_golden), (name, r.remi)):
-                rows.append({**base, "quantity": quantity, "value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high})
+                rows.append({**base, "quantity": quantity, "value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high,
+                             "boot_undefined": e.undefined})
         if id_subset not in results:
             print(f"note: RPM {rpm!r} (estimator {est!r}) has no {id_subset!r} file; no R-EMID rows", file=sys.stderr)
             continue
@@ -139,7 +141,8 @@ def remi_table(files: Sequence[LogprobMatrices], cfg: MIConfig = MIConfig(), *, 
             e = remid(rp, rq, cfg)
             rows.append({"estimator": est, "rpm": rpm, "metric": name, "quantity": name + "D", "subset": sub,
                          "reference": id_subset, "shift": shift_of(sub), "value": e.value, "ci_low": e.ci_low,
-                         "ci_high": e.ci_high, "n": rq.remi.n, "n_reference": rp.remi.n, **opts})
+                         "ci_high": e.ci_high, "n": rq.remi.n, "n_reference": rp.remi.n, **opts,
+                         "boot_undefined": e.undefined})
     return rows
 
 

@@ -199,6 +199,46 @@ rule analysis_control:
         "{params.boot} > {log} 2>&1"
 
 
+def summary_inputs(wildcards):
+    """The claims' sources: the control, the judge's validity and, when the sweep runs, its statistics."""
+    inputs = {
+        "control": f"{ANALYSIS}/control_slope.csv",
+        "validity": JUDGE_VALIDITY,
+    }
+    if config["sweep"]["enabled"] and config["benchmark"]["source"] == "synth":
+        top = f"{float(max(config['sweep']['severities'])):g}"
+        inputs["spearman"] = f"{SWEEP_DIR}/sweep_spearman.csv"
+        inputs["top_bound"] = f"{SWEEP_DIR}/severity_{top}/bound.csv"
+    return inputs
+
+
+def summary_options(wildcards, input):
+    if "spearman" not in input.keys():
+        return ""
+    top = f"{float(max(config['sweep']['severities'])):g}"
+    return f"--sweep-spearman {input.spearman} --top-bound {input.top_bound} --top-severity {top}"
+
+
+# What the run shows and how sure it is: the report's first table.
+rule analysis_summary:
+    input:
+        unpack(summary_inputs),
+    output:
+        **analysis_outputs(
+            "summary",
+            "Every claim with its uncertainty",
+            category="0. What this run shows",
+        ),
+    log:
+        f"{LOGS}/analysis/summary.log",
+    params:
+        sweep=summary_options,
+        figures=figure_options,
+    shell:
+        "rpm analyze summary --control-slope {input.control} --validity {input.validity} {params.sweep} "
+        "--out {output.csv} {params.figures} > {log} 2>&1"
+
+
 rule analysis_table14:
     input:
         remid_benchmarks=REMID_BENCHMARKS,

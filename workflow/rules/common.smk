@@ -82,6 +82,7 @@ ANALYSIS_OUTPUTS = {
     "table2": f"{ANALYSIS}/table2_splits.csv",
     "runtime": f"{ANALYSIS}/runtime.csv",
     "control": f"{ANALYSIS}/control.csv",
+    "summary": f"{ANALYSIS}/summary.csv",
 }
 AUDIT_MD = "results/audit.md"
 AUDIT_CSV = "results/audit.csv"

@@ -1,0 +1,118 @@
+"""What the run shows, and how sure it is: the report's first table, one claim per row.
+
+Each row states a claim the run can test, its estimate with an interval or a p-value, and a verdict that is
+"shown" only when the interval or the test supports it at 95%, otherwise "not shown" (never a claim the data
+cannot support). The claims:
+
+    sweep       per shift type and quantity (the shifted component's D_JS, the bound, R-EMID): did it rise
+                with the severity? Spearman's rho with its exact p (five severities: p >= 1/60 at best).
+    divergence  at the highest severity, does each shift type's component D_JS exceed its permutation null?
+                The estimate, the null's mean and the permutation p; also the bound's tightness there.
+    control     per estimator, does the planted RPM's R-EMI fall as its planted fraction grows? The slope
+                and its bootstrap CI (control.py).
+    judge       per judge, does it prefer a sample's own golden reply to another's? Accuracy and its CI
+                against chance 0.5 (rpm judge validity).
+"""
+
+from __future__ import annotations
+
+import math
+
+from rpm.analysis.common import new_figure, read_table
+from rpm.analysis.control import SLOPE_COLUMNS
+from rpm.analysis.sweep import COMPONENT, SPEARMAN_COLUMNS
+from rpm.metrics.tables import BOUND_COLUMNS
+
+SUMMARY_COLUMNS = ["section", "claim", "estimate", "ci_low", "ci_high", "p", "n", "verdict", "source"]
+ALPHA = 0.05
+VALIDITY_READ = ["judge", "n_samples", "accuracy", "ci_low", "ci_high", "verdict"]
+
+
+def _f(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _row(section, claim, estimate, lo, hi, p, n, shown, source) -> dict:
+    return {"section": section, "claim": claim, "estimate": estimate, "ci_low": lo, "ci_high": hi, "p": p, "n": n,
+            "verdict": "shown" if shown else "not shown", "source": source}
+
+
+def sweep_claims(spearman_csv) -> list[dict]:
+    rows = []
+    names = {"d_component": "the shifted component's D_JS", "d_joint": "the joint D_JS", "bound": "the bound",
+             "r_emid": "R-EMID"}
+    for r in read_table(spearman_csv, SPEARMAN_COLUMNS).to_dict("records"):
+        rho, p = _f(r["spearman_rho"]), _f(r["spearman_p"])
+        rows.append(_row("sweep", f"{r['shift']} shift: {names.get(r['quantity'], r['quantity'])} rises with severity",
+                         rho, math.nan, math.nan, p, r["n_points"], rho > 0 and p < ALPHA, str(spearman_csv)))
+    return rows
+
+
+def divergence_claims(bound_csv, severity: str) -> list[dict]:
+    rows = []
+    df = read_table(bound_csv, BOUND_COLUMNS)
+    df = df[df["size"] == "all"].drop_duplicates(subset=["target"], keep="first")
+    for r in df.to_dict("records"):
+        if r["shift"] not in COMPONENT:
+            continue
+        term = COMPONENT[r["shift"]]
+        p = _f(r[f"{term}_null_p"])
+        rows.append(_row("divergence", f"{r['target']} at severity {severity}: {term} = D_JS of the shifted component "
+                         f"exceeds its permutation null (null mean {_f(r[f'{term}_null_mean']):.3g})",
+                         _f(r[term]), math.nan, math.nan, p, r["n_target"], p < ALPHA, str(bound_csv)))
+        rows.append(_row("divergence", f"{r['target']} at severity {severity}: the bound is within 10x of |R-EMID| "
+                         f"(tightness = bound / |R-EMID|; null-corrected bound {_f(r['bound_null_corrected']):.3g})",
+                         _f(r["tightness"]), math.nan, math.nan, math.nan, r["n_target"], _f(r["tightness"]) <= 10,
+                         str(bound_csv)))
+    return rows
+
+
+def control_claims(slope_csv) -> list[dict]:
+    rows = []
+    for r in read_table(slope_csv, SLOPE_COLUMNS).to_dict("records"):
+        lo, hi = _f(r["ci_low"]), _f(r["ci_high"])
+        rows.append(_row("control", f"{r['estimator']}: R-EMI of the planted RPM falls as f grows (slope over "
+                         f"f = {r['fractions']}; {r['undefined_replicates']} undefined subset-replicates)",
+                         _f(r["slope"]), lo, hi, math.nan, f"{r['subsets']} subsets x {r['n_per_subset']}",
+                         hi < 0, str(slope_csv)))
+    return rows
+
+
+def judge_claims(validity_csv) -> list[dict]:
+    rows = []
+    for r in read_table(validity_csv, VALIDITY_READ).to_dict("records"):
+        lo = _f(r["ci_low"])
+        rows.append(_row("judge", f"judge {r['judge']}: prefers a sample's own golden reply to another's (chance 0.5)",
+                         _f(r["accuracy"]), lo, _f(r["ci_high"]), math.nan, r["n_samples"], lo > 0.5,
+                         str(validity_csv)))
+    return rows
+
+
+def summary_rows(*, control_slope, validity, spearman=None, top_bound=None, top_severity: str = "1") -> list[dict]:
+    rows = []
+    if spearman:
+        rows += sweep_claims(spearman)
+    if top_bound:
+        rows += divergence_claims(top_bound, top_severity)
+    return rows + control_claims(control_slope) + judge_claims(validity)
+
+
+def summary_figure(rows: list[dict]):
+    """Intervals of the claims that have one (control slopes against 0, judge accuracies against 0.5)."""
+    panels = [("control", 0.0, "slope of R-EMI over the planted fraction"), ("judge", 0.5, "judge validity accuracy")]
+    fig, axes = new_figure(1, 2, figsize=(11, 3.6))
+    for ax, (section, ref, title) in zip(axes, panels):
+        sel = [r for r in rows if r["section"] == section]
+        for k, r in enumerate(sel):
+            est, lo, hi = r["estimate"], r["ci_low"], r["ci_high"]
+            err = None if math.isnan(lo) or math.isnan(hi) else [[max(est - lo, 0)], [max(hi - est, 0)]]
+            ax.errorbar([est], [k], xerr=err, fmt="o", capsize=3, color="C2" if r["verdict"] == "shown" else "C3")
+        ax.set_yticks(range(len(sel)), [r["claim"].split(":")[0] for r in sel], fontsize=7)
+        ax.axvline(ref, color="grey", lw=0.8, ls="--")
+        ax.set_title(f"{title} (green: shown, red: not shown)", fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
