@@ -316,12 +316,16 @@ def runtime_cmd(benchmarks_dir, out, figures):
 @analyze.command("sweep")
 @click.option("--run", "runs", multiple=True, required=True, metavar="SEVERITY=BOUND_CSV",
               help="One severity of the controlled-shift sweep and its `rpm bound` table; repeat per severity.")
+@click.option("--replicates", "replicates", multiple=True, metavar="SEVERITY=NPZ",
+              help="That severity's bootstrap replicates (`rpm bound --replicates`); with one per severity, "
+                   "sweep_slopes.csv gives each quantity's slope over severity with its CI, and the figure error bars.")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False),
-              help="Output directory: sweep.csv, sweep_spearman.csv, sweep.png, sweep.pdf.")
-def sweep_cmd(runs, out_dir):
+              help="Output directory: sweep.csv, sweep_spearman.csv, sweep.png, sweep.pdf (and sweep_slopes.csv).")
+def sweep_cmd(runs, replicates, out_dir):
     """Controlled-shift validation: divergence, bound and R-EMID against the known severity of each shift
-    type, with Spearman's rho per shift type (beyond the paper)."""
-    rows, spearman = (write_sweep(parse_runs(runs), out_dir))
+    type, with Spearman's rho (exact p) per shift type, and with replicates the slope's bootstrap CI
+    (samples resampled, paired across the nested severities) (beyond the paper)."""
+    rows, spearman = (write_sweep(parse_runs(runs), out_dir, parse_runs(replicates) if replicates else None))
     click.echo(f"wrote {out_dir}/sweep.csv ({len(rows)} rows), sweep_spearman.csv ({len(spearman)} rows), sweep.png")
 
 
@@ -374,12 +378,14 @@ def control_cmd(golden_dirs, fractions, out, slopes, figures, n_boot, confidence
 @click.option("--top-bound", type=click.Path(exists=True, dir_okay=False), default=None,
               help="bound.csv of the sweep's highest severity (its nulls and tightness).")
 @click.option("--top-severity", default="1", show_default=True, help="The severity --top-bound belongs to.")
+@click.option("--sweep-slopes", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="sweep_slopes.csv of `rpm analyze sweep --replicates` (the slopes' CIs).")
 @_out("Output summary.csv: one claim per row, its estimate, interval or p, and 'shown' / 'not shown'.")
 @_figures
-def summary_cmd(control_slope, validity, sweep_spearman, top_bound, top_severity, out, figures):
+def summary_cmd(control_slope, validity, sweep_spearman, top_bound, top_severity, sweep_slopes, out, figures):
     """What the run shows and how sure it is: the report's first table (every claim with its uncertainty)."""
     rows = summary_rows(control_slope=control_slope, validity=validity, spearman=sweep_spearman, top_bound=top_bound,
-                        top_severity=top_severity)
+                        top_severity=top_severity, sweep_slopes=sweep_slopes)
     _write(out, rows, SUMMARY_COLUMNS)
     save_figure(summary_figure(rows), figures)
     shown = sum(r["verdict"] == "shown" for r in rows)

@@ -4,8 +4,10 @@ Each row states a claim the run can test, its estimate with an interval or a p-v
 "shown" only when the interval or the test supports it at 95%, otherwise "not shown" (never a claim the data
 cannot support). The claims:
 
-    sweep       per shift type and quantity (the shifted component's D_JS, the bound, R-EMID): did it rise
-                with the severity? Spearman's rho with its exact p (five severities: p >= 1/60 at best).
+    sweep       per shift type and quantity (the shifted component's D_JS, the joint D_JS, the bound,
+                R-EMID): did it rise with the severity? The slope over severity with its bootstrap CI
+                (samples resampled, paired across the nested severities), and Spearman's rho with its exact
+                p over the severities (five severities: p >= 1/60 at best).
     divergence  at the highest severity, does each shift type's component D_JS exceed its permutation null?
                 The estimate, the null's mean and the permutation p; also the bound's tightness there.
     control     per estimator, does the planted RPM's R-EMI fall as its planted fraction grows? The slope
@@ -20,7 +22,7 @@ import math
 
 from rpm.analysis.common import new_figure, read_table
 from rpm.analysis.control import SLOPE_COLUMNS
-from rpm.analysis.sweep import COMPONENT, SPEARMAN_COLUMNS
+from rpm.analysis.sweep import COMPONENT, SLOPE_COLUMNS as SWEEP_SLOPE_COLUMNS, SPEARMAN_COLUMNS
 from rpm.metrics.tables import BOUND_COLUMNS
 
 SUMMARY_COLUMNS = ["section", "claim", "estimate", "ci_low", "ci_high", "p", "n", "verdict", "source"]
@@ -48,6 +50,18 @@ def sweep_claims(spearman_csv) -> list[dict]:
         rho, p = _f(r["spearman_rho"]), _f(r["spearman_p"])
         rows.append(_row("sweep", f"{r['shift']} shift: {names.get(r['quantity'], r['quantity'])} rises with severity",
                          rho, math.nan, math.nan, p, r["n_points"], rho > 0 and p < ALPHA, str(spearman_csv)))
+    return rows
+
+
+def slope_claims(slopes_csv) -> list[dict]:
+    rows = []
+    names = {"d_component": "the shifted component's D_JS", "d_joint": "the joint D_JS", "bound": "the bound",
+             "r_emid": "R-EMID"}
+    for r in read_table(slopes_csv, SWEEP_SLOPE_COLUMNS).to_dict("records"):
+        lo, hi = _f(r["ci_low"]), _f(r["ci_high"])
+        rows.append(_row("sweep", f"{r['shift']} shift ({r['subset']}): {names.get(r['quantity'], r['quantity'])} "
+                         f"rises with severity (slope over {r['severities']}; {r['undefined_replicates']} undefined "
+                         "replicates)", _f(r["slope"]), lo, hi, math.nan, r["n_target"], lo > 0, str(slopes_csv)))
     return rows
 
 
@@ -91,8 +105,11 @@ def judge_claims(validity_csv) -> list[dict]:
     return rows
 
 
-def summary_rows(*, control_slope, validity, spearman=None, top_bound=None, top_severity: str = "1") -> list[dict]:
+def summary_rows(*, control_slope, validity, spearman=None, top_bound=None, top_severity: str = "1",
+                 sweep_slopes=None) -> list[dict]:
     rows = []
+    if sweep_slopes:
+        rows += slope_claims(sweep_slopes)
     if spearman:
         rows += sweep_claims(spearman)
     if top_bound:

@@ -6,12 +6,22 @@ really shifted, so the true order of shift magnitudes is known. Each severity's 
 (one RPM, one or more subsets per shift type, the CoRL estimator) gives the divergence of the shifted
 input component, the joint divergence, the bound and R-EMID; over the severities, Spearman's rho
 per shift type says whether each rises in the known order.
+
+With each severity's bootstrap replicates (`rpm bound --replicates`), the slope of each quantity over
+severity comes with a bootstrap CI that resamples samples, not severities: the benchmark's severities are
+nested (the same samples, more of them shifted), and the replicates of every severity draw the same sample
+indices, so replicate b of the curve is one resample of the samples seen at every severity. The slope is
+least squares over the severities; replicates with an undefined value at any severity are counted
+(`undefined_replicates`), never silently dropped. "rose" / "fell" when the 95% CI excludes 0, otherwise
+"not shown". sweep.csv then carries each quantity's per-severity CI (the figure's error bars).
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+
+import numpy as np
 
 from rpm.analysis.common import (
     SHIFT_COLORS,
@@ -23,12 +33,16 @@ from rpm.analysis.common import (
     save_figure,
 )
 from rpm.analysis.correlation import correlate
-from rpm.metrics.tables import BOUND_COLUMNS, SHIFT_ORDER, write_csv
+from rpm.metrics.tables import BOUND_COLUMNS, SHIFT_ORDER, load_replicates, write_csv
 
 # The input component each shift type changes (Theorem 3.4's z), as bound.csv names its divergence.
 COMPONENT = {"user": "d_user", "character": "d_character", "dialogue": "d_dialogue"}
 QUANTITIES = ("d_component", "d_joint", "bound", "r_emid")
-SWEEP_COLUMNS = ["severity", "rpm", "estimator", "subset", "shift", "n_source", "n_target", *QUANTITIES]
+SWEEP_COLUMNS = ["severity", "rpm", "estimator", "subset", "shift", "n_source", "n_target", *QUANTITIES,
+                 *[f"{q}_{end}" for q in QUANTITIES for end in ("ci_low", "ci_high")]]
+SLOPE_COLUMNS = ["shift", "rpm", "subset", "quantity", "severities", "n_target", "slope", "ci_low", "ci_high", "n_boot",
+                 "undefined_replicates", "verdict"]
+CONFIDENCE = 0.95
 SPEARMAN_COLUMNS = ["shift", "quantity", "n_severities", "n_points", "spearman_rho", "spearman_p", "pearson_r",
                     "pearson_p"]
 
@@ -75,6 +89,48 @@ def spearman_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _replicate_key(quantity: str, shift: str) -> str:
+    return COMPONENT[shift] if quantity == "d_component" else quantity
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares slope of each row of y (replicates x severities) over x."""
+    xc = x - x.mean()
+    return ((y - y.mean(axis=-1, keepdims=True)) * xc).sum(axis=-1) / (xc * xc).sum()
+
+
+def slope_rows(rows: list[dict], replicates: dict[float, dict]) -> list[dict]:
+    """The slope of each quantity over severity per (RPM, subset), with its paired bootstrap CI; also fills
+    each sweep row's per-severity CI."""
+    alpha = (1 - CONFIDENCE) / 2
+    out = []
+    for (rpm, subset) in dict.fromkeys((r["rpm"], r["subset"]) for r in rows):
+        sel = sorted((r for r in rows if (r["rpm"], r["subset"]) == (rpm, subset)), key=lambda r: r["severity"])
+        sev = np.array([r["severity"] for r in sel])
+        shift = sel[0]["shift"]
+        for q in QUANTITIES:
+            key = _replicate_key(q, shift)
+            try:
+                reps = np.stack([replicates[r["severity"]][(rpm, subset)][key] for r in sel], axis=1)
+            except KeyError as e:
+                raise AnalysisInputError(f"no bootstrap replicates of {key} for RPM {rpm!r}, subset {subset!r} at "
+                                         f"one of the severities ({e}); run `rpm bound --replicates` per severity")
+            for k, r in enumerate(sel):
+                col = reps[:, k][np.isfinite(reps[:, k])]
+                lo, hi = np.quantile(col, [alpha, 1 - alpha]) if col.size else (math.nan, math.nan)
+                r[f"{q}_ci_low"], r[f"{q}_ci_high"] = float(lo), float(hi)
+            ok = np.isfinite(reps).all(axis=1)
+            boot = _slope(sev, reps[ok]) if ok.any() else np.empty(0)
+            lo, hi = np.quantile(boot, [alpha, 1 - alpha]) if boot.size else (math.nan, math.nan)
+            point = float(_slope(sev, np.array([[r[q] for r in sel]]))[0])
+            verdict = "rose" if lo > 0 else "fell" if hi < 0 else "not shown"
+            out.append({"shift": shift, "rpm": rpm, "subset": subset, "quantity": q,
+                        "severities": ",".join(f"{s:g}" for s in sev), "n_target": sel[0]["n_target"],
+                        "slope": point, "ci_low": float(lo), "ci_high": float(hi), "n_boot": len(reps),
+                        "undefined_replicates": int((~ok).sum()), "verdict": verdict})
+    return out
+
+
 def sweep_figure(rows: list[dict], spearman: list[dict]):
     titles = {"d_component": "D_JS of the shifted component", "bound": "Theorem 3.4 bound", "r_emid": "R-EMID"}
     rho = {(r["shift"], r["quantity"]): r["spearman_rho"] for r in spearman}
@@ -85,9 +141,12 @@ def sweep_figure(rows: list[dict], spearman: list[dict]):
             if not sel:
                 continue
             sev = sorted({r["severity"] for r in sel})
-            mean = [sum(r[q] for r in sel if r["severity"] == s) / sum(r["severity"] == s for r in sel) for s in sev]
-            ax.plot(sev, mean, marker="o", color=SHIFT_COLORS[shift],
-                    label=f"{SHIFT_TITLES[shift]} (ρ = {rho.get((shift, q), math.nan):.2f})")
+            mean = np.array([np.mean([r[q] for r in sel if r["severity"] == s]) for s in sev])
+            lo = np.array([np.mean([r.get(f"{q}_ci_low", math.nan) for r in sel if r["severity"] == s]) for s in sev])
+            hi = np.array([np.mean([r.get(f"{q}_ci_high", math.nan) for r in sel if r["severity"] == s]) for s in sev])
+            err = None if np.isnan(lo).any() else [np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)]
+            ax.errorbar(sev, mean, yerr=err, marker="o", capsize=3, color=SHIFT_COLORS[shift],
+                        label=f"{SHIFT_TITLES[shift]} (ρ = {rho.get((shift, q), math.nan):.2f})")
         ax.set_xlabel("severity (fraction of the subset really shifted)")
         ax.set_title(titles[q])
         ax.grid(alpha=0.3)
@@ -112,10 +171,16 @@ def parse_runs(specs) -> dict[float, str]:
     return runs
 
 
-def write_sweep(runs: dict[float, str | Path], out_dir: str | Path) -> tuple[list[dict], list[dict]]:
+def write_sweep(runs: dict[float, str | Path], out_dir: str | Path,
+                replicates: dict[float, str | Path] | None = None) -> tuple[list[dict], list[dict]]:
     rows = sweep_rows(runs)
     spearman = spearman_rows(rows)
     out_dir = Path(out_dir)
+    if replicates:
+        if set(replicates) != set(runs):
+            raise AnalysisInputError(f"replicates for severities {sorted(replicates)}, bound tables for {sorted(runs)}")
+        write_csv(out_dir / "sweep_slopes.csv", slope_rows(rows, {s: load_replicates(p) for s, p in
+                                                                   replicates.items()}), SLOPE_COLUMNS)
     write_csv(out_dir / "sweep.csv", rows, SWEEP_COLUMNS)
     write_csv(out_dir / "sweep_spearman.csv", spearman, SPEARMAN_COLUMNS)
     save_figure(sweep_figure(rows, spearman), [out_dir / "sweep.png", out_dir / "sweep.pdf"])

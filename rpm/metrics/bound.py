@@ -55,7 +55,7 @@ from rpm.core.errors import RpmInputError
 from rpm.metrics.divergence import jsd_null, representation_jsd
 from rpm.metrics.inputs import COMPONENTS
 from rpm.metrics.matrices import LogprobMatrices, Side
-from rpm.metrics.mi import MIConfig, remi
+from rpm.metrics.mi import MIConfig, remi, subset_seed
 
 SQRT_2_3 = math.sqrt(2.0 / 3.0)
 
@@ -170,6 +170,36 @@ def r_emid(p: LogprobMatrices, q: LogprobMatrices, cfg: MIConfig) -> float:
     rp = remi(p.model.lp, p.model.ntok, p.golden.lp, p.golden.ntok, quick).remi.value
     rq = remi(q.model.lp, q.model.ntok, q.golden.lp, q.golden.ntok, quick).remi.value
     return rp - rq
+
+
+REPLICATE_QUANTITIES = ("d_user", "d_character", "d_dialogue", "d_joint", "bound", "r_emid")
+
+
+def bound_replicates(p: SubsetData, q: SubsetData, cfg: MIConfig, n_boot: int) -> dict[str, np.ndarray]:
+    """Bootstrap replicates (n_boot each) of every divergence, the bound and R-EMID between P and Q.
+
+    Each side's samples are resampled with a seed that depends only on the config's seed and the subset's
+    name, so two calls on subsets of one name and size draw the same indices: the controlled-shift sweep
+    pairs its severities this way (its samples are nested, index by index). R-EMID's replicates are those
+    of mi.remi under the same per-subset seeds (copies of one sample are not negative pairs there); a
+    replicate with no value (every draw one sample) is NaN and counted by the caller."""
+    boot = MIConfig(cfg.normalization, cfg.pairs, cfg.k, cfg.seed, n_boot, cfg.confidence)
+    rp = remi(p.matrices.model.lp, p.matrices.model.ntok, p.matrices.golden.lp, p.matrices.golden.ntok, boot,
+              boot_seed=subset_seed(cfg.seed, p.name)).remi.replicates
+    rq = remi(q.matrices.model.lp, q.matrices.model.ntok, q.matrices.golden.lp, q.matrices.golden.ntok, boot,
+              boot_seed=subset_seed(cfg.seed, q.name)).remi.replicates
+    out = {k: np.full(n_boot, np.nan) for k in REPLICATE_QUANTITIES}
+    out["r_emid"] = rp - rq
+    draw_p = np.random.default_rng([*subset_seed(cfg.seed, p.name), 1]).integers(0, p.n, size=(n_boot, p.n))
+    draw_q = np.random.default_rng([*subset_seed(cfg.seed, q.name), 1]).integers(0, q.n, size=(n_boot, q.n))
+    for b in range(n_boot):
+        if len(np.unique(draw_p[b])) < 2 or len(np.unique(draw_q[b])) < 2:
+            continue        # one sample drawn n times: no distribution to compare
+        bnd, joint = bound_for(p.take(draw_p[b]), q.take(draw_q[b]), cfg.normalization)
+        for k in ("d_user", "d_character", "d_dialogue", "bound"):
+            out[k][b] = getattr(bnd, k)
+        out["d_joint"][b] = joint if joint is not None else np.nan
+    return out
 
 
 def parse_sizes(text: str | Sequence) -> list[int | str]:

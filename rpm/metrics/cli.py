@@ -20,6 +20,7 @@ from rpm.metrics.tables import (
     divergence_table,
     perplexity_table,
     remi_table,
+    save_replicates,
     write_csv,
 )
 from rpm.runtime.embed import load_embedder
@@ -239,9 +240,14 @@ def divergence_cmd(id_file, ood_files, out, embedder, batch_size, embeddings_out
                    "(same embedder); only the RPM's responses are embedded then.")
 @click.option("--null-permutations", type=click.IntRange(min=0), default=200, show_default=True,
               help="Permutations of each D_JS term's null on the size-'all' rows (0: none); seeded by --seed.")
+@click.option("--replicates", type=click.Path(dir_okay=False), default=None,
+              help="Also write bootstrap replicates (.npz, '{rpm}::{subset}::{quantity}') of every divergence, the "
+                   "bound and R-EMID on all samples, with per-subset seeds (the sweep pairs severities with them).")
+@click.option("--n-boot", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Replicates written to --replicates.")
 @mi_options
 def bound_cmd(bench_dir, responses_dirs, logprobs_dirs, out, id_subset, subsets, sizes, seeds, embedder, batch_size,
-              embeddings, null_permutations, normalization, pairs, k, seed):
+              embeddings, null_permutations, replicates, n_boot, normalization, pairs, k, seed):
     """Theorem 3.4 for each ID -> OOD shift: every term, the bound and the scale-adjusted variant.
 
     bound = sqrt(2/3) * H_hat * sum_z sqrt(D_JS(P_Xz || Q_Xz)) + 8 * (delta_P + delta_Q)^(1/4), with
@@ -261,8 +267,12 @@ def bound_cmd(bench_dir, responses_dirs, logprobs_dirs, out, id_subset, subsets,
         raise click.BadParameter(str(e)) from None
     cfg = MIConfig(normalization=normalization, pairs=pairs, k=k, seed=seed, n_boot=0)
     emb = load_embedder(embedder, batch_size=batch_size)
+    reps: dict = {}
     rows = bound_table(Path(bench_dir), list(zip(responses_dirs, logprobs_dirs)), emb, id_subset=id_subset,
                        subsets=list(subsets) or None, sizes=size_list, seeds=seed_list or [0], cfg=cfg,
-                       embeddings=embeddings, null_permutations=null_permutations)
+                       embeddings=embeddings, null_permutations=null_permutations,
+                       replicates=n_boot if replicates else 0, replicates_out=reps)
     write_csv(out, rows, BOUND_COLUMNS)
+    if replicates:
+        save_replicates(replicates, reps)
     click.echo(f"wrote {out}: {len(rows)} rows")

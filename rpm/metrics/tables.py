@@ -33,7 +33,7 @@ from rpm.bench.subsets import subset as lookup
 from rpm.core.errors import RpmInputError
 from rpm.io import atomic_path
 from rpm.metrics import inputs
-from rpm.metrics.bound import NULL_COLUMNS, SubsetData, sample_size_sweep
+from rpm.metrics.bound import NULL_COLUMNS, SubsetData, bound_replicates, sample_size_sweep
 from rpm.metrics.divergence import embed_components, jsd_null
 from rpm.metrics.inputs import component_texts
 from rpm.metrics.matrices import LogprobMatrices, load
@@ -225,6 +225,22 @@ def save_embeddings(path: str | os.PathLike, cache: dict[str, dict[str, np.ndarr
         np.savez(f, **arrays)
 
 
+def save_replicates(path: str | os.PathLike, reps: dict) -> None:
+    """bound_table's replicates_out as one .npz: '{rpm}::{subset}::{quantity}' arrays."""
+    arrays = {f"{rpm}::{subset}::{q}": v for (rpm, subset), d in reps.items() for q, v in d.items()}
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load_replicates(path: str | os.PathLike) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+    out: dict = {}
+    with np.load(path, allow_pickle=False) as z:
+        for key in z.files:
+            rpm, subset, q = key.split("::")
+            out.setdefault((rpm, subset), {})[q] = z[key]
+    return out
+
+
 def load_embeddings(path: str | os.PathLike, embedder_name: str) -> dict[str, dict[str, np.ndarray]]:
     with np.load(path, allow_pickle=False) as z:
         stored = str(z["embedder"])
@@ -278,9 +294,10 @@ def load_subset_data(name: str, bench_file: Path, responses_file: Path, npz: Pat
 def bound_table(bench_dir: Path, runs: Sequence[tuple[Path, Path]], embedder, *, id_subset: str = "id_test",
                 subsets: Sequence[str] | None = None, sizes=("all",), seeds=(0,), cfg: MIConfig = MIConfig(),
                 embeddings: str | os.PathLike | None = None, progress: bool = True,
-                null_permutations: int = 0) -> list[dict]:
+                null_permutations: int = 0, replicates: int = 0, replicates_out: dict | None = None) -> list[dict]:
     """Bound rows for each RPM run, given as (responses_dir, logprobs_dir) pairs over one benchmark; with
-    null_permutations, the size-"all" rows carry each term's permutation null (seeded by cfg.seed)."""
+    null_permutations, the size-"all" rows carry each term's permutation null (seeded by cfg.seed). With
+    `replicates` > 0, `replicates_out[(rpm, target)]` receives bound.bound_replicates (paired across calls)."""
     from tqdm.auto import tqdm
 
     bench_dir = Path(bench_dir)
@@ -307,4 +324,6 @@ def bound_table(bench_dir: Path, runs: Sequence[tuple[Path, Path]], embedder, *,
                                          null_cache=null_cache):
                 rows.append({**row, "rpm": p.matrices.label("rpm"), "estimator": p.matrices.label("estimator"),
                              "shift": shift_of(name), "normalization": cfg.normalization, "embedder": embedder.name})
+            if replicates and replicates_out is not None:
+                replicates_out[(p.matrices.label("rpm"), name)] = bound_replicates(p, q, cfg, replicates)
     return rows

@@ -85,7 +85,8 @@ rule sweep_bound:
         responses=sweep_files("responses"),
         logprobs=sweep_files(f"logprobs/{SWEEP_RPM}", "npz"),
     output:
-        f"{SWEEP_DIR}/severity_{{severity}}/bound.csv",
+        table=f"{SWEEP_DIR}/severity_{{severity}}/bound.csv",
+        replicates=f"{SWEEP_DIR}/severity_{{severity}}/bound_replicates.npz",
     log:
         f"{LOGS}/sweep/bound_{{severity}}.log",
     threads: config["compute"]["threads"]
@@ -98,17 +99,23 @@ rule sweep_bound:
         normalization=config["metrics"]["normalization"],
         seed=config["seed"],
         null_permutations=config["metrics"]["null_permutations"],
+        n_boot=config["metrics"]["n_boot"],
     shell:
         "rpm bound --bench-dir {params.bench_dir} --responses-dir {params.responses_dir} "
-        "--logprobs-dir {params.logprobs_dir} {params.subsets} --out {output} --sizes all --seeds {params.seed} "
-        "--embedder {params.embedder} --normalization {params.normalization} --seed {params.seed} "
-        "--null-permutations {params.null_permutations} > {log} 2>&1"
+        "--logprobs-dir {params.logprobs_dir} {params.subsets} --out {output.table} --sizes all "
+        "--seeds {params.seed} --embedder {params.embedder} --normalization {params.normalization} "
+        "--seed {params.seed} --null-permutations {params.null_permutations} "
+        "--replicates {output.replicates} --n-boot {params.n_boot} > {log} 2>&1"
 
 
 rule sweep_summary:
     input:
-        expand(
+        tables=expand(
             f"{SWEEP_DIR}/severity_{{severity}}/bound.csv", severity=SWEEP_SEVERITIES
+        ),
+        replicates=expand(
+            f"{SWEEP_DIR}/severity_{{severity}}/bound_replicates.npz",
+            severity=SWEEP_SEVERITIES,
         ),
     output:
         table=report(
@@ -127,11 +134,19 @@ rule sweep_summary:
             category="5. Controlled shifts",
         ),
         pdf=f"{SWEEP_DIR}/sweep.pdf",
+        slopes=report(
+            f"{SWEEP_DIR}/sweep_slopes.csv",
+            caption="../report/sweep.rst",
+            category="5. Controlled shifts",
+        ),
     log:
         f"{LOGS}/sweep/summary.log",
     params:
         runs=lambda wildcards, input: " ".join(
-            f"--run {sev}={path}" for sev, path in zip(SWEEP_SEVERITIES, input)
+            f"--run {sev}={path} --replicates {sev}={reps}"
+            for sev, path, reps in zip(
+                SWEEP_SEVERITIES, input.tables, input.replicates
+            )
         ),
         out_dir=lambda wildcards, output: os.path.dirname(output.table),
     shell:
