@@ -27,7 +27,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 # .png and .pdf figure beside it.
 TABLES = ["correlations", "fig2_pilot", "fig4_points", "fig5a_convergence", "fig5b_points",
           "table13_shift_correlations", "fig6_remi", "fig7_bound", "table20_remi", "table12_divergence_terms",
-          "table14_cost", "table2_splits", "runtime"]
+          "table14_cost", "table2_splits", "runtime", "control", "summary"]
 FIGURES = [t for t in TABLES if t != "correlations"]
 
 pytestmark = pytest.mark.slow
@@ -131,7 +131,8 @@ def test_report_renders_every_analysis_figure(smoke_run, tmp_path):
     assert proc.returncode == 0, f"snakemake --report failed:\n{proc.stdout[-5000:]}\n{proc.stderr[-5000:]}"
     html = report.read_text(encoding="utf-8")
 
-    # (1) The embedded data: every analysis table and figure, byte for byte, in category "4. Analysis".
+    # (1) The embedded data: every analysis table and figure, byte for byte, in category "4. Analysis" (the
+    # summary in "0. What this run shows", the report's first category).
     results = _inline_json(html, "results")
     categories = _inline_json(html, "categories")
     analysis = smoke_run / "results" / "analysis"
@@ -146,7 +147,8 @@ def test_report_renders_every_analysis_figure(smoke_run, tmp_path):
         assert results[key]["caption"].strip(), f"{key} has no caption"
     assert results["results/analysis/fig4_points.png"]["mime_type"] == "image/png"
     for name in expected:
-        category = "8. Run time" if name.startswith("runtime.") else "4. Analysis"
+        category = ("8. Run time" if name.startswith("runtime.") else
+                    "0. What this run shows" if name.startswith("summary.") else "4. Analysis")
         listed = {p for subs in categories.get(category, {}).values() for p in subs}
         assert f"results/analysis/{name}" in listed, f"{name} is not under {category!r}"
 
@@ -155,7 +157,7 @@ def test_report_renders_every_analysis_figure(smoke_run, tmp_path):
     _chromium(tmp_path, report, f"--screenshot={shot}", "--window-size=1400,1000")
     _not_blank(shot)
     dom = _visible(_chromium(tmp_path, report, "--dump-dom").stdout)
-    for category in ("4. Analysis", "2. Metrics", "8. Run time"):
+    for category in ("0. What this run shows", "4. Analysis", "2. Metrics", "8. Run time"):
         assert category in dom.text, f"the rendered page shows no {category!r}; visible text: {dom.text[:40]}"
 
     # (3) Navigate: every analysis subcategory lists its results; Figure 4's PNG is displayed as an image.
