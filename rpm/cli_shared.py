@@ -7,6 +7,8 @@ Stage CLIs import this module and their own stage; the root `rpm/cli.py` only re
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from pathlib import Path
 
 import click
@@ -29,10 +31,18 @@ class RpmGroup(click.Group):
     """
 
     def invoke(self, ctx: click.Context):
+        # Snakemake stops a job with SIGTERM. Python's default would end the process at once; exiting through
+        # SystemExit runs the verb's finally blocks instead (its local server stopped, temporary files removed).
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
             return super().invoke(ctx)
         except (RpmError, FileNotFoundError) as err:
             raise click.ClickException(str(err)) from None
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 # Sub-groups made with `@group.group()` are RpmGroups too.

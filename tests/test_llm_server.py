@@ -6,6 +6,7 @@ GGUF; the request-construction tests need no network and show what the paper con
 
 import json
 import math
+import os
 
 import jsonschema
 import pytest
@@ -166,3 +167,37 @@ def test_free_strings_of_a_sent_schema_are_capped_for_a_small_local_model():
     assert item["character_name"]["maxLength"] == 300 and "maxLength" not in item["category"]  # an enum
     plain = Endpoint(name="p", backend="openai", model="m", base_url="http://127.0.0.1:1/v1")
     assert "maxLength" not in json.dumps(ChatClient(plain).sent_schema(VERDICT_SCHEMA))
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_the_local_server_does_not_outlive_its_parent(smollm2_dir, how):
+    """A job killed outright (SIGKILL) leaves no server behind: the server watches its parent. A SIGTERMed one
+    (how Snakemake stops a job) stops its server on the way out through the verb's own cleanup."""
+    import signal as sig
+    import subprocess
+    import sys
+    import time
+
+    code = ("import signal, sys, time\n"
+            "from rpm.cli_shared import _exit_on_sigterm\n"
+            "signal.signal(signal.SIGTERM, _exit_on_sigterm)\n"
+            "from rpm.llm.serve import local_server\n"
+            f"with local_server({str(smollm2_dir)!r}) as s:\n"
+            "    print(s.pid, flush=True)\n"
+            "    time.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    server_pid = int(parent.stdout.readline())
+    os.kill(parent.pid, getattr(sig, how))
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{server_pid}/stat") as f:
+            if f.read().split()[2] == "Z":     # a zombie has exited; only its entry waits to be reaped
+                return
+        time.sleep(0.2)
+    os.kill(server_pid, sig.SIGKILL)
+    raise AssertionError(f"the server (pid {server_pid}) outlived its {how}ed parent by 15 s")

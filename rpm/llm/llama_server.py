@@ -6,6 +6,8 @@ It listens on 127.0.0.1 only, prints one "LISTENING <url>" line once the model i
 `/health`, `/v1/models` and `/v1/chat/completions` with `response_format` (a JSON schema: grammar-
 constrained decoding) and `logprobs` / `top_logprobs`. The server threads are llama.cpp's; this process only
 blocks. SIGTERM ends it at once (os._exit): a graceful stop would wait for an in-flight request's client.
+With --parent PID it also ends within a second of that process's death, however it died (a SIGKILLed job
+would otherwise leave its server running: the server has a session of its own, so no group signal reaches it).
 Each completion logs one "launch_slot_" line, so a test counts the requests a server answered from its log.
 """
 
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for prompt evaluation and generation")
     parser.add_argument("--parallel", type=int, default=2, help="requests decoded at once (server slots)")
     parser.add_argument("--ctx", type=int, default=8192, help="context of all slots together, in tokens")
+    parser.add_argument("--parent", type=int, default=None, help="exit when the process with this PID has ended")
     args = parser.parse_args(argv)
     if not os.path.isfile(args.model):
         print(f"{args.model}: no such GGUF file", file=sys.stderr)
@@ -49,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"LISTENING {server.listening_address}", flush=True)
     while True:
-        time.sleep(3600)
+        time.sleep(1.0)
+        if args.parent is not None and os.getppid() != args.parent:   # orphaned: the parent is gone
+            os._exit(0)
 
 
 if __name__ == "__main__":

@@ -114,7 +114,7 @@ def server_command(model_dir: str | os.PathLike, host: str, port: int) -> list[s
 def llama_command(gguf: Path, host: str, port: int, threads: int, parallel: int) -> list[str]:
     """llama.cpp's server (rpm.llm.llama_server) for a GGUF file, under this interpreter."""
     return [sys.executable, "-m", "rpm.llm.llama_server", "--model", str(gguf), "--host", host, "--port", str(port),
-            "--threads", str(threads), "--parallel", str(parallel)]
+            "--threads", str(threads), "--parallel", str(parallel), "--parent", str(os.getpid())]
 
 
 @contextlib.contextmanager
