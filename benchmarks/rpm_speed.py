@@ -5,7 +5,8 @@
     python benchmarks/rpm_speed.py --threads 1      # one core, as the default run's jobs get
 
 old  float32 weights; TRL's default activation checkpointing (on): the configuration before the precision policy
-new  bfloat16 weights (config.yaml precision); activation checkpointing off (config.yaml trainer settings)
+new  bfloat16 weights (config.yaml precision: training; generation stays float32 by benchmarks/precision.py);
+     activation checkpointing off (config.yaml trainer settings)
 
 Printed per measurement: the old and the new figure and their ratio, and for generation the prefill and
 the decode apart with the fraction of this machine's matmul rate (measured first, in the same run, at the
