@@ -199,30 +199,6 @@ rule analysis_control:
         "{params.boot} > {log} 2>&1"
 
 
-def summary_inputs(wildcards):
-    """The claims' sources: the control, the judge's validity and, when the sweep runs, its statistics."""
-    inputs = {
-        "control": f"{ANALYSIS}/control_slope.csv",
-        "validity": JUDGE_VALIDITY,
-    }
-    if config["sweep"]["enabled"] and config["benchmark"]["source"] == "synth":
-        top = f"{float(max(config['sweep']['severities'])):g}"
-        inputs["spearman"] = f"{SWEEP_DIR}/sweep_spearman.csv"
-        inputs["slopes"] = f"{SWEEP_DIR}/sweep_slopes.csv"
-        inputs["top_bound"] = f"{SWEEP_DIR}/severity_{top}/bound.csv"
-    return inputs
-
-
-def summary_options(wildcards, input):
-    if "spearman" not in input.keys():
-        return ""
-    top = f"{float(max(config['sweep']['severities'])):g}"
-    return (
-        f"--sweep-spearman {input.spearman} --top-bound {input.top_bound} --top-severity {top} "
-        f"--sweep-slopes {input.slopes}"
-    )
-
-
 # What the run shows and how sure it is: the report's first table.
 rule analysis_summary:
     input:

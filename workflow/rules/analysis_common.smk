@@ -39,3 +39,27 @@ def analysis_outputs(name, subcategory, category="4. Analysis", correlations=Fal
 
 def figure_options(wildcards, output):
     return f"--figure {output.png} --figure {output.pdf}"
+
+
+def summary_inputs(wildcards):
+    """The claims' sources: the control, the judge's validity and, when the sweep runs, its statistics."""
+    inputs = {
+        "control": f"{ANALYSIS}/control_slope.csv",
+        "validity": JUDGE_VALIDITY,
+    }
+    if config["sweep"]["enabled"] and config["benchmark"]["source"] == "synth":
+        top = f"{float(max(config['sweep']['severities'])):g}"
+        inputs["spearman"] = f"{SWEEP_DIR}/sweep_spearman.csv"
+        inputs["slopes"] = f"{SWEEP_DIR}/sweep_slopes.csv"
+        inputs["top_bound"] = f"{SWEEP_DIR}/severity_{top}/bound.csv"
+    return inputs
+
+
+def summary_options(wildcards, input):
+    if "spearman" not in input.keys():
+        return ""
+    top = f"{float(max(config['sweep']['severities'])):g}"
+    return (
+        f"--sweep-spearman {input.spearman} --top-bound {input.top_bound} --top-severity {top} "
+        f"--sweep-slopes {input.slopes}"
+    )
