@@ -11,7 +11,7 @@ import yaml
 from conftest import REPO
 
 from rpm.core.config import JUDGE_DEFAULTS, MODEL_SPEC_DEFAULTS
-from rpm.core.names import METHODS, OOD_SUBSETS, SHIFTS
+from rpm.core.names import DTYPES, METHODS, OOD_SUBSETS, SHIFTS
 
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -80,11 +80,21 @@ def test_names_come_from_rpm_core_names():
     assert set(CONFIG["sweep"]["subsets"]) <= set(OOD_SUBSETS)
 
 
-def test_an_unknown_method_is_rejected_with_the_names_of_rpm_core_names(tmp_path):
-    (tmp_path / "overlay.yaml").write_text("rpm: {methods: [sft, bogus]}\n")
+def _refused(tmp_path, overlay: str) -> str:
+    """Plan the workflow with `overlay` merged over config.yaml; it must be refused; returns its output."""
+    (tmp_path / "overlay.yaml").write_text(overlay)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n",
                            "--cores", "1", "--configfile", str(tmp_path / "overlay.yaml")],
                           capture_output=True, text=True, env=env)
     assert proc.returncode != 0
-    assert f"'bogus' is not one of {list(METHODS)}" in proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def test_an_unknown_method_is_rejected_with_the_names_of_rpm_core_names(tmp_path):
+    assert f"'bogus' is not one of {list(METHODS)}" in _refused(tmp_path, "rpm: {methods: [sft, bogus]}\n")
+
+
+def test_an_unknown_precision_is_rejected_with_the_dtypes_of_rpm_core_names(tmp_path):
+    out = _refused(tmp_path, "precision: {generation: float16, training: bfloat16, scoring: float32}\n")
+    assert f"'float16' is not one of {list(DTYPES)}" in out

@@ -88,7 +88,7 @@ def test_summary_states_each_claim_with_its_uncertainty_and_verdict(tmp_path):
          "spearman_p": 0.68}], SPEARMAN_COLUMNS)
     write_csv(tmp_path / "bound.csv", [
         {"rpm": "b/sft", "estimator": "corl", "target": "user_de", "shift": "user", "size": "all", "n_target": 64,
-         "d_user": 0.3, "d_user_null_mean": 0.1, "d_user_null_p": 0.005, "tightness": 25.0,
+         "d_user": 0.3, "d_user_null_mean": 0.1, "d_user_null_p": 0.005, "tightness": 25.0, "bound": 30.0,
          "bound_null_corrected": 9.0}], BOUND_COLUMNS)
     rows = summary_rows(control_slope=tmp_path / "slope.csv", validity=tmp_path / "validity.csv",
                         spearman=tmp_path / "spearman.csv", top_bound=tmp_path / "bound.csv")
@@ -98,4 +98,4 @@ def test_summary_states_each_claim_with_its_uncertainty_and_verdict(tmp_path):
     assert verdict["corlcontrol"] == "shown" and verdict["wo_reasoningcontrol"] == "not shown"
     assert verdict["judge smollm2judge"] == "not shown"
     div = [r for r in rows if r["section"] == "divergence"]
-    assert [r["verdict"] for r in div] == ["shown", "not shown"]   # beyond its null; the bound 25x |R-EMID|
+    assert [r["verdict"] for r in div] == ["shown", "reported (no test)"]   # beyond its null; tightness 25

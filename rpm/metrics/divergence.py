@@ -39,13 +39,7 @@ from rpm.runtime.embed import Embedder
 
 def density_matrix(emb: np.ndarray) -> np.ndarray:
     """Trace-1 second-moment matrix of L2-normalised rows."""
-    e = np.asarray(emb, dtype=np.float64)
-    if e.ndim != 2 or e.shape[0] == 0:
-        raise RpmInputError(f"expected a non-empty (n, d) embedding matrix, got shape {e.shape}")
-    norms = np.linalg.norm(e, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise RpmInputError("an embedding is the zero vector; it has no direction to normalise")
-    e = e / norms
+    e = _unit_rows(emb)
     rho = e.T @ e
     return rho / np.trace(rho)
 
