@@ -11,6 +11,9 @@
     says so. --max-pairs 0 runs every pair.
 (b) score_matrix: each prompt once, its KV cache repeated over batches of continuations,
     N P + N^2 C tokens.
+(c) K sampled negatives (`rpm logprobs --negatives K`): each prompt once, its own continuation and K
+    others, N P + N (K + 1) C tokens, timed at several N (--linear-sizes) to show the cost per sample
+    stays flat (linear in N), with the scored pairs checked against (b) at the main N.
 The token-count ratio N^2 (P + C) / (N P + N^2 C) bounds the speed-up; the issue's target is a
 speed-up of at least 70% of it, with per-token log-probs agreeing within 1e-4 (float32).
 
@@ -38,9 +41,10 @@ sys.path.insert(0, str(REPO))
 
 from rpm.bench.schema import sample_from_dict  # noqa: E402
 from rpm.metrics.inputs import scored_continuation, scorer_messages  # noqa: E402
+from rpm.metrics.pairs import negative_plan  # noqa: E402
 from rpm.models.prepare import prepare  # noqa: E402
 from rpm.runtime.load import load_model, load_tokenizer  # noqa: E402
-from rpm.runtime.scorer import encode, score_matrix, score_pairs  # noqa: E402
+from rpm.runtime.scorer import encode, score_matrix, score_matrix_sets, score_pairs  # noqa: E402
 
 RECORDS = REPO / "tests" / "fixtures" / "paper_records.jsonl"
 
@@ -84,6 +88,9 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=8, help="batch size of both scorers")
     ap.add_argument("--max-pairs", type=int, default=32,
                     help="pairs timed in (a); its time is extrapolated to N^2 pairs. 0 = all pairs")
+    ap.add_argument("--dtype", default="float32", help="scoring precision (the 1e-4 check is for float32)")
+    ap.add_argument("--negatives", type=int, default=8, help="K of (c), sampled negatives per prompt row")
+    ap.add_argument("--linear-sizes", default="32,64,128", help="N values of (c); empty to skip (c)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads [default: torch's]; 1 is faster when other jobs share the cores")
@@ -113,7 +120,7 @@ def run(args, model_dir):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, tok = load_model(model_dir), load_tokenizer(model_dir)
+    model, tok = load_model(model_dir, dtype=args.dtype), load_tokenizer(model_dir)
     model.eval()
     n = args.n
     prompts, conts = build_inputs(tok, n, args.prompt_tokens, args.cont_tokens, args.seed)
@@ -157,7 +164,39 @@ def run(args, model_dir):
     print(f"speed-up {speedup:.2f}x | token-count ratio {ratio:.2f}x (bound) | speed-up / ratio {speedup / ratio:.0%} "
           f"(target >= 70%)")
     print(f"max abs per-token log-prob difference (a) vs (b): {max_diff:.2e} (target < 1e-4, float32)")
+    if args.linear_sizes:
+        sampled_negatives(args, model, tok, m)
     print(f"load average after the run {os.getloadavg()[0]:.1f} (other jobs on the cores slow both timings)")
+
+
+def sampled_negatives(args, model, tok, full):
+    """(c): K sampled negatives per row at each N; seconds per sample should not grow with N."""
+    k = args.negatives
+    print(f"\n(c) K = {k} sampled negatives per prompt row")
+    per_sample = {}
+    for n in [int(x) for x in args.linear_sizes.split(",")]:
+        prompts, conts = build_inputs(tok, n, args.prompt_tokens, args.cont_tokens, args.seed)
+        enc = encode(tok, prompts, {"y": conts})
+        p = np.array([len(x) for x in enc.prompt_ids])
+        c = np.array([len(x) for x in enc.continuation_ids["y"]])
+        plan = negative_plan(n, k, args.seed, "bench")
+        tokens = float(p.sum() + sum(c[row].sum() for row in plan))
+        t0 = time.perf_counter()
+        r = score_matrix_sets(model, tok, prompts, {"y": conts}, batch_size=args.batch_size, progress=True,
+                              column_plan=lambda keep, n=n: negative_plan(n, k, args.seed, "bench"))["y"]
+        seconds = time.perf_counter() - t0
+        per_sample[n] = seconds / n
+        scored = np.isfinite(r.lp)
+        check = ""
+        if n == args.n:
+            diff = float(np.abs(r.lp[scored] - full.lp[scored]).max())
+            check = f" | max |lp - all-pairs lp| over the scored pairs {diff:.2e}"
+        print(f"    N = {n:4d}: {int(scored.sum()):6d} pairs ({n * (k + 1)} = N (K + 1)), {tokens:,.0f} tokens, "
+              f"{seconds:,.1f} s, {seconds / n:.2f} s per sample, {tokens / seconds:,.0f} tokens/s{check}")
+    lo, hi = min(per_sample), max(per_sample)
+    growth = (args.prompt_tokens + hi * args.cont_tokens) / (args.prompt_tokens + lo * args.cont_tokens)
+    print(f"    s per sample at N = {hi} / at N = {lo}: {per_sample[hi] / per_sample[lo]:.2f} "
+          f"(1.00 = linear in N; all pairs would grow it ~{growth:.1f}x)")
 
 
 if __name__ == "__main__":

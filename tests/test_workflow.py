@@ -64,6 +64,19 @@ def test_bad_config_fails_naming_the_key(tmp_path, overlay, message):
     assert message in proc.stdout + proc.stderr
 
 
+def test_sampled_negatives_reach_every_logprobs_job(tmp_path):
+    """metrics.negatives K: each `rpm logprobs` job (the estimators' and the sweep's) scores K per row."""
+    def commands(overlay):
+        (tmp_path / "overlay.yaml").write_text(overlay + "\n")
+        proc = snakemake("-n", "-p", "--cores", "1", "--configfile", str(tmp_path / "overlay.yaml"),
+                         workdir=tmp_path)
+        return [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("Shell command: rpm logprobs")]
+
+    sampled = commands("metrics: {negatives: 3}")
+    assert len(sampled) == 8 and all("--negatives 3 --seed 0" in c for c in sampled)
+    assert not any("--negatives" in c for c in commands("seed: 0"))
+
+
 @pytest.mark.slow
 def test_smoke_dag_runs_every_stage(smoke_run):
     """The whole smoke DAG on the tiny model: nine RPMs, the estimator branch and every metric table."""

@@ -20,7 +20,6 @@ of that replicate's mean and counted (`undefined_replicates`, in subset-replicat
 from __future__ import annotations
 
 import math
-import zlib
 
 import numpy as np
 
@@ -28,6 +27,7 @@ from rpm.analysis.common import new_figure
 from rpm.core.errors import RpmInputError
 from rpm.metrics.matrices import LogprobMatrices
 from rpm.metrics.mi import MIConfig, remi, subset_seed
+from rpm.metrics.pairs import control_cycle
 
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 CONTROL_COLUMNS = ["estimator", "subset", "fraction", "n", "planted", "r_emi", "ci_low", "ci_high"]
@@ -37,14 +37,9 @@ SLOPE_COLUMNS = ["estimator", "subsets", "n_per_subset", "fractions", "slope", "
 
 def planted_columns(n: int, fraction: float, seed: int, subset: str) -> np.ndarray:
     """c(j) for each sample j: itself, or (for the first round(fraction * n) of a fixed order) the next sample
-    of a fixed random cycle, so no planted response is its own golden reply."""
-    if n < 2:
-        raise RpmInputError(f"subset {subset}: the positive control needs at least 2 samples, got {n}")
-    rng = np.random.default_rng([int(seed), zlib.crc32(f"control:{subset}".encode("utf-8"))])
-    cycle = rng.permutation(n)
-    successor = np.empty(n, dtype=int)
-    successor[cycle] = np.roll(cycle, -1)
-    order = rng.permutation(n)
+    of a fixed random cycle (rpm.metrics.pairs.control_cycle, which K sampled negatives always score), so no
+    planted response is its own golden reply."""
+    successor, order = control_cycle(n, seed, subset)
     cols = np.arange(n)
     chosen = order[:round(fraction * n)]
     cols[chosen] = successor[chosen]

@@ -64,17 +64,24 @@ from rpm.runtime.load import load_model, load_tokenizer
 @click.option("--estimator-name", default=None,
               help="Estimator label recorded in the file, e.g. 'corl', 'wo_corl', 'wo_reasoning'. "
                    "[default: the estimator directory's name]")
+@click.option("--negatives", type=click.IntRange(min=1), default=None,
+              help="Score K sampled negatives per prompt row (the authors' method; N*(K+1) pairs, linear in N) "
+                   "instead of all N^2 pairs; unscored pairs are NaN in the file. [default: all pairs]")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the sampled negatives (per subset; the positive control's cycle uses the same seed).")
 @dtype_option("scoring")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch CPU threads. [default: torch's own choice]")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def logprobs_cmd(estimator_dir, bench_files, responses_files, reasoning_files, rpm_responses, golden_files, out,
-                 batch_size, max_length, overlong, report, subset, rpm_name, estimator_name, dtype, threads, quiet):
-    """All-pairs log-prob matrices of golden (and model) responses under an estimator.
+                 batch_size, max_length, overlong, report, subset, rpm_name, estimator_name, negatives, seed, dtype,
+                 threads, quiet):
+    """Log-prob matrices of golden (and model) responses under an estimator: all pairs, or K sampled negatives.
 
     lp[i, j] = log q(y_j | x_i, r_i): each prompt runs once and its KV cache is reused for all N
-    continuations. The file keeps summed log-probs and token counts, so any normalisation, pair
-    scheme or subsample is computed later by `rpm remi`, `rpm bound` and `rpm perplexity`.
+    continuations (or its own, its control successor's and K - 1 more with --negatives K). The file keeps
+    summed log-probs and token counts, so any normalisation, pair scheme or subsample is computed later by
+    `rpm remi`, `rpm bound` and `rpm perplexity`.
     """
     if threads:
         import torch
@@ -91,7 +98,7 @@ def logprobs_cmd(estimator_dir, bench_files, responses_files, reasoning_files, r
 
     if rpm_responses:
         _logprobs_many(estimator_dir, bench_files, reasoning_files, rpm_responses, out, batch_size, max_length,
-                       overlong, estimator_name, dtype, quiet)
+                       overlong, estimator_name, dtype, quiet, negatives, seed)
         return
     several = len(bench_files) > 1
     if several and subset:
@@ -113,7 +120,8 @@ def logprobs_cmd(estimator_dir, bench_files, responses_files, reasoning_files, r
                              reasoning=pick("--reasoning", reasoning_files),
                              golden_from=pick("--golden-from", golden_files), batch_size=batch_size,
                              max_length=max_length, overlong=overlong, subset=subset, rpm=rpm_name,
-                             estimator_name=estimator_name, dtype=dtype, progress=not quiet, model=model, tok=tok)
+                             estimator_name=estimator_name, dtype=dtype, progress=not quiet, negatives=negatives,
+                             seed=seed, model=model, tok=tok)
         for d in dropped:
             click.echo(f"dropped sample {d.sample_id!r}: {d.reason}", err=True)
         if report:
@@ -122,7 +130,7 @@ def logprobs_cmd(estimator_dir, bench_files, responses_files, reasoning_files, r
 
 
 def _logprobs_many(estimator_dir, bench_files, reasoning_files, rpm_responses, out, batch_size, max_length, overlong,
-                   estimator_name, dtype, quiet):
+                   estimator_name, dtype, quiet, negatives=None, seed=0):
     """`rpm logprobs --rpm-responses ...`: golden and every RPM per subset, one prompt pass each."""
     rpms = {}
     for item in rpm_responses:
@@ -143,7 +151,7 @@ def _logprobs_many(estimator_dir, bench_files, reasoning_files, rpm_responses, o
         dropped = compute_many(estimator_dir, bench_file, Path(out) / "golden" / f"{stem}.npz", targets,
                                reasoning=reasoning.get(stem), batch_size=batch_size, max_length=max_length,
                                overlong=overlong, estimator_name=estimator_name, dtype=dtype,
-                               progress=not quiet, model=model, tok=tok)
+                               progress=not quiet, negatives=negatives, seed=seed, model=model, tok=tok)
         for d in dropped:
             click.echo(f"dropped sample {d.sample_id!r} of {stem}: {d.reason}", err=True)
         click.echo(f"wrote {stem}: golden + {len(rpms)} RPMs to {out}")

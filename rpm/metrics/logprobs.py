@@ -1,4 +1,5 @@
-"""`rpm logprobs`: score one subset's golden (and an RPM's) responses under an estimator, all pairs.
+"""`rpm logprobs`: score one subset's golden (and an RPM's) responses under an estimator, all pairs (or K
+sampled negatives per prompt row, rpm/metrics/pairs.py).
 
 For every sample i the estimator's prompt is built from the benchmark record (plus the cached
 reasoning r_i when a reasoning file is given: R-EMI; without one: EMI / "w/o Reasoning"), and every
@@ -20,6 +21,7 @@ from rpm.core.errors import RpmInputError
 from rpm.io import write_json
 from rpm.metrics import inputs
 from rpm.metrics.matrices import LogprobMatrices, Side, load, save
+from rpm.metrics.pairs import negative_plan
 from rpm.runtime.load import load_model, load_tokenizer
 from rpm.runtime.scorer import Dropped, default_max_length, score_matrix_sets
 
@@ -33,8 +35,10 @@ def compute(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike, out
             golden_from: str | os.PathLike | None = None, batch_size: int = 8, max_length: int | None = None,
             overlong: str = "error", subset: str | None = None, rpm: str | None = None,
             estimator_name: str | None = None, dtype: str = "float32", progress: bool = True,
-            model=None, tok=None) -> tuple[LogprobMatrices, list[Dropped]]:
-    """Score and write `out` (.npz). Returns the matrices and the dropped samples."""
+            negatives: int | None = None, seed: int = 0, model=None, tok=None) -> tuple[LogprobMatrices, list[Dropped]]:
+    """Score and write `out` (.npz). Returns the matrices and the dropped samples. `negatives`: K sampled
+    negatives per row (seeded by `seed` and the subset), None for all pairs; with `golden_from` the model
+    responses are scored on exactly the golden file's pairs."""
     bench_file, estimator_dir = Path(bench_file), Path(estimator_dir)
     samples = read_jsonl(bench_file)
     with_reasoning = reasoning is not None
@@ -59,6 +63,8 @@ def compute(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike, out
         "responses_file": str(responses) if responses else None,
         "reasoning_file": str(reasoning) if reasoning else None,
         "dtype": dtype,
+        "negatives": negatives,
+        "pair_seed": seed,
     }
 
     golden_prev = load(golden_from) if golden_from is not None else None
@@ -78,7 +84,8 @@ def compute(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike, out
         sets["model"] = [inputs.scored_continuation(model_texts[k], with_reasoning) for k in idx]
     result = score_matrix_sets(model, tok, prompts, sets, sample_ids=[samples[k].sample_ID for k in idx],
                                batch_size=batch_size, max_length=max_length, overlong=overlong,
-                               entropy=True, progress=progress)
+                               entropy=True, progress=progress,
+                               column_plan=_plan(negatives, seed, meta["subset"], golden_prev))
     first = next(iter(result.values()))
     kept = first.sample_ids
     if not kept:
@@ -108,7 +115,8 @@ def compute(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike, out
 
 def _check_reusable(prev: LogprobMatrices, meta: dict, samples, where: str) -> None:
     """A golden-only file can stand in for this run only if it was scored the same way."""
-    for key in ("estimator_dir", "reasoning", "prompt", "bench_file", "reasoning_file", "dtype", "max_length"):
+    for key in ("estimator_dir", "reasoning", "prompt", "bench_file", "reasoning_file", "dtype", "max_length",
+                "negatives", "pair_seed"):
         if prev.meta.get(key) != meta.get(key):
             raise LogprobsInputError(
                 f"{where}: its {key} is {prev.meta.get(key)!r}, this run's is {meta.get(key)!r}; "
@@ -117,6 +125,17 @@ def _check_reusable(prev: LogprobMatrices, meta: dict, samples, where: str) -> N
     stray = [sid for sid in prev.sample_ids if sid not in known]
     if stray:
         raise LogprobsInputError(f"{where}: sample {stray[0]!r} is not in the benchmark file {meta['bench_file']}")
+
+
+def _plan(negatives: int | None, seed: int, subset: str, golden_prev: LogprobMatrices | None):
+    """The scorer's column plan: the reused golden file's scored pairs, K sampled negatives, or None (all)."""
+    if golden_prev is not None and negatives:
+        scored = np.isfinite(golden_prev.golden.lp)   # rows are in golden_prev's order, as the prompts are
+        return lambda keep: [[a, *[b for b, kb in enumerate(keep) if b != a and scored[ka, kb]]]
+                             for a, ka in enumerate(keep)]
+    if negatives:
+        return lambda keep: negative_plan(len(keep), negatives, seed, subset)
+    return None
 
 
 def write_report(path: str | os.PathLike, m: LogprobMatrices) -> None:
@@ -154,7 +173,8 @@ def _estimator(estimator_dir, dtype: str, model, tok, max_length):
 def compute_many(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike, golden_out: str | os.PathLike,
                  rpms: dict[str, tuple[str, str]], *, reasoning: str | os.PathLike | None = None, batch_size: int = 8,
                  max_length: int | None = None, overlong: str = "error", estimator_name: str | None = None,
-                 dtype: str = "float32", progress: bool = True, model=None, tok=None) -> list[Dropped]:
+                 dtype: str = "float32", progress: bool = True, negatives: int | None = None, seed: int = 0,
+                 model=None, tok=None) -> list[Dropped]:
     """Golden responses and every RPM's responses of one subset against each prompt's single KV cache.
 
     `rpms` maps an RPM label (e.g. "smollm2/sft") to (responses file, output .npz). Each prompt (x_i, r_i)
@@ -173,14 +193,15 @@ def compute_many(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike
             "estimator_dir": str(estimator_dir), "reasoning": with_reasoning,
             "prompt": inputs.WITH_REASONING if with_reasoning else inputs.WITHOUT_REASONING,
             "bench_file": str(bench_file), "responses_file": None,
-            "reasoning_file": str(reasoning) if reasoning else None, "dtype": dtype, "max_length": int(max_length)}
+            "reasoning_file": str(reasoning) if reasoning else None, "dtype": dtype, "max_length": int(max_length),
+            "negatives": negatives, "pair_seed": seed}
     prompts = [inputs.scorer_messages(s, r) for s, r in zip(samples, reasons)]
     sets = {"golden": [inputs.scored_continuation(s.agent_golden_response, with_reasoning) for s in samples]}
     for label, rows in texts.items():
         sets[f"rpm:{label}"] = [inputs.scored_continuation(t, with_reasoning) for t in rows]
     result = score_matrix_sets(model, tok, prompts, sets, sample_ids=[s.sample_ID for s in samples],
                                batch_size=batch_size, max_length=max_length, overlong=overlong, entropy=True,
-                               progress=progress)
+                               progress=progress, column_plan=_plan(negatives, seed, meta["subset"], None))
     first = result["golden"]
     if not first.sample_ids:
         raise LogprobsInputError(f"{bench_file}: every sample was dropped as over-long (max_length {max_length}); "

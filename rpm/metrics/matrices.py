@@ -2,7 +2,9 @@
 
 Arrays (N = kept samples, in benchmark order):
     sample_ids     str (N,)
-    golden_lp      float64 (N, N)  lp[i, j] = log q(golden_j | prompt_i), summed over tokens
+    golden_lp      float64 (N, N)  lp[i, j] = log q(golden_j | prompt_i), summed over tokens; NaN where the
+                                   pair was not scored (meta "negatives": K sampled negatives per row,
+                                   rpm/metrics/pairs.py); the diagonal is always scored
     golden_ntok    int64 (N, N)    tokens of golden_j (the same down each column)
     golden_ent     float64 (N,)    sum over golden_i's tokens of the estimator's next-token entropy
     model_lp, model_ntok, model_ent   the same for the RPM's responses (absent in a golden-only file)
@@ -103,8 +105,10 @@ def load(path: str | os.PathLike) -> LogprobMatrices:
             raise MatrixFileError(f"{path}: {name} matrices have shapes {lp.shape}, {ntok.shape}; expected ({n}, {n})")
         if (ntok < 1).any():
             raise MatrixFileError(f"{path}: {name}_ntok has counts below 1")
-        if not np.isfinite(lp).all():
-            raise MatrixFileError(f"{path}: {name}_lp holds non-finite values")
+        if np.isinf(lp).any() or not np.isfinite(np.diag(lp)).all():
+            raise MatrixFileError(f"{path}: {name}_lp holds infinite values or an unscored diagonal pair")
+        if np.isnan(lp).any() and not json.loads(str(data["meta"])).get("negatives"):
+            raise MatrixFileError(f"{path}: {name}_lp has unscored (NaN) pairs but its meta names no sampled negatives")
         ent = data.get(f"{name}_ent")
         sides[name] = Side(lp, ntok, ent)
     return LogprobMatrices(ids, sides["golden"], sides.get("model"), json.loads(str(data["meta"])), str(path))

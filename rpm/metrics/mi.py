@@ -5,9 +5,10 @@ The estimator (Cheng et al. 2020, as the paper's Eq. 2 and the authors' script u
     MI = mean_i s(i, i) - mean_{(i, j) in negatives} s(i, j),   s(i, j) from lp(i, j) = log q(y_j | x_i, r_i)
     normalization "mean" (default, as the authors ran it): s = lp / (tokens of y_j)
                   "sum"  (Eq. 2 as printed):                  s = lp
-    pairs "all"     (default): every ordered pair i != j. (Eq. 2 as printed averages over all N^2
-                    pairs including i = j; excluding the diagonal is the CLUB estimator proper and what
-                    the authors' sampled pairs do.)
+    pairs "all"     (default): every ordered pair i != j that was scored (all of them, unless
+                    `rpm logprobs --negatives K` scored K sampled negatives per row: the rest are NaN).
+                    (Eq. 2 as printed averages over all N^2 pairs including i = j; excluding the diagonal
+                    is the CLUB estimator proper and what the authors' sampled pairs do.)
           "sampled" K ordered pairs drawn uniformly with replacement among i != j, seeded
                     (the authors: K = 1000).
     R-EMI  = MI(x_R, y_model) - MI(x_R, y_golden), both from the same estimator and the same samples.
@@ -126,7 +127,10 @@ def club_mi(lp: np.ndarray, ntok: np.ndarray | None = None, *, normalization: st
     _check_n(n)
     pos = float(np.mean(np.diag(s)))
     if pairs == "all":
-        neg = float((s.sum() - np.trace(s)) / (n * (n - 1)))
+        neg = float(np.nanmean(s[~np.eye(n, dtype=bool)]))
+    elif np.isnan(s).any():
+        raise RpmInputError("pairs 'sampled' draws from every pair; these matrices scored K sampled negatives "
+                            "per row only: use pairs 'all' (every scored pair)")
     elif pairs == "sampled":
         i, j = sample_pairs(n, k, np.random.default_rng(seed))
         neg = float(s[i, j].mean())
@@ -145,16 +149,18 @@ def _replicates(mats: list[np.ndarray], cfg: MIConfig, rng: np.random.Generator)
     if cfg.pairs == "all":
         counts = np.zeros((cfg.n_boot, n))
         np.add.at(counts, (np.repeat(np.arange(cfg.n_boot), n), idx.ravel()), 1.0)
-        sq = (counts ** 2).sum(axis=1)
-        denom = n * n - sq       # ordered pairs of positions joining two different original samples
         for m, s in enumerate(mats):
-            d = np.diag(s)
-            pos = counts @ d / n
-            quad = np.einsum("bi,bi->b", counts @ s, counts)
+            # A resampled pair of positions (p, q) is a negative when it joins two different samples that
+            # were scored together: weight w = scored and off-diagonal, so neg = c'(w s)c / c'wc.
+            w = np.isfinite(s) & ~np.eye(n, dtype=bool)
+            pos = counts @ np.diag(s) / n
+            quad = np.einsum("bi,bi->b", counts @ np.where(w, s, 0.0), counts)
+            denom = np.einsum("bi,bi->b", counts @ w.astype(float), counts)
             with np.errstate(invalid="ignore", divide="ignore"):
-                neg = (quad - (counts ** 2) @ d) / denom
-            out[:, m] = np.where(denom > 0, pos - neg, np.nan)
+                out[:, m] = np.where(denom > 0, pos - quad / denom, np.nan)
         return out
+    if any(np.isnan(s).any() for s in mats):
+        raise RpmInputError("pairs 'sampled' needs every pair scored: use pairs 'all' for K sampled negatives")
     for b in range(cfg.n_boot):
         rows = idx[b]
         if len(np.unique(rows)) < 2:

@@ -97,7 +97,8 @@ def _check_golden_shared(files: Sequence[LogprobMatrices]) -> None:
         b = {sid: k for k, sid in enumerate(ref.sample_ids)}
         ia, ib = [a[s] for s in common], [b[s] for s in common]
         if (not np.array_equal(m.golden.ntok[np.ix_(ia, ia)], ref.golden.ntok[np.ix_(ib, ib)])
-                or not np.allclose(m.golden.lp[np.ix_(ia, ia)], ref.golden.lp[np.ix_(ib, ib)], atol=1e-3, rtol=0)):
+                or not np.allclose(m.golden.lp[np.ix_(ia, ia)], ref.golden.lp[np.ix_(ib, ib)], atol=1e-3, rtol=0,
+                                   equal_nan=True)):
             raise TableInputError(
                 f"{m.path} and {ref.path}: golden log-probs of subset {key[1]!r} under estimator {key[0]!r} differ; "
                 "they were scored with different models, prompts or reasoning")

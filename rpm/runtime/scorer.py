@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -309,11 +309,15 @@ def score_matrix(model, tok, prompts: Sequence[Sequence[dict]], continuations: S
 def score_matrix_sets(model, tok, prompts: Sequence[Sequence[dict]], continuation_sets: dict[str, Sequence[str]],
                       *, sample_ids: Sequence[str] | None = None, batch_size: int = 8,
                       max_length: int | None = None, overlong: str = "error", entropy: bool = False,
-                      keep_token_logprobs: bool = False, progress: bool = False) -> dict[str, MatrixScores]:
+                      keep_token_logprobs: bool = False, progress: bool = False,
+                      column_plan: Callable[[list[int]], Sequence[Sequence[int]]] | None = None
+                      ) -> dict[str, MatrixScores]:
     """score_matrix for several continuation sets (e.g. model and golden responses) at once.
 
     Each prompt's cache is computed once and shared by all sets; one drop plan covers all sets, so
     every returned matrix is over the same samples (R-EMI pairs model and golden MI per sample).
+    `column_plan(kept input indices)` may name, per kept row, the kept columns to score (its own first):
+    the others stay NaN (K sampled negatives, rpm/metrics/pairs.py). None: every pair.
     """
     import torch
     from tqdm.auto import tqdm
@@ -327,15 +331,20 @@ def score_matrix_sets(model, tok, prompts: Sequence[Sequence[dict]], continuatio
     pad = _pad_id(tok)
     device = model.device
     names = list(continuation_sets)
-    lp = {s: np.zeros((n, n), dtype=np.float64) for s in names}
+    lp = {s: np.full((n, n), np.nan) for s in names}
     ent = {s: np.zeros(n, dtype=np.float64) for s in names}
     toks = {s: [[None] * n for _ in range(n)] for s in names} if keep_token_logprobs else None
-    # Continuations sorted by length (longest first) so each batch wastes little padding; the same
-    # batches serve every prompt.
-    plans = {}
-    for s in names:
-        order = sorted(range(n), key=lambda a: -len(enc.continuation_ids[s][keep[a]]))
-        plans[s] = [order[b:b + batch_size] for b in range(0, n, batch_size)]
+    # Continuations sorted by length (longest first) so each batch wastes little padding; without a column
+    # plan the same batches serve every prompt.
+    def batches(s, cols):
+        order = sorted(cols, key=lambda b: -len(enc.continuation_ids[s][keep[b]]))
+        return [order[b:b + batch_size] for b in range(0, len(order), batch_size)]
+
+    shared = {s: batches(s, range(n)) for s in names} if column_plan is None else None
+    plan = None if column_plan is None else [list(row) for row in column_plan(list(keep))]
+    if plan is not None and (len(plan) != n or any(not row or row[0] != a or not set(row) <= set(range(n))
+                                                   for a, row in enumerate(plan))):
+        raise ScoringError(f"a column plan names, for each of the {n} kept rows, kept columns with its own first")
 
     with torch.inference_mode():
         for a in tqdm(range(n), desc="score matrix", unit="prompt", disable=not progress):
@@ -347,7 +356,7 @@ def score_matrix_sets(model, tok, prompts: Sequence[Sequence[dict]], continuatio
             croppable = getattr(base, "is_croppable", False)
             for s in names:
                 cache, cache_b = None, 0
-                for batch in plans[s]:
+                for batch in (shared[s] if plan is None else batches(s, plan[a])):
                     conts = [enc.continuation_ids[s][keep[b]] for b in batch]
                     lengths = [len(c) for c in conts]
                     l_max = max(lengths)

@@ -318,6 +318,12 @@ def logprobs_files(variant):
     ]
 
 
+def negatives_option():
+    """`--negatives K` when metrics.negatives scores K sampled negatives per row; nothing for all pairs."""
+    k = config["metrics"]["negatives"]
+    return f"--negatives {k}" if k else ""
+
+
 def logprobs_inputs(input, rpms=()):
     """`rpm logprobs` inputs: --bench-file and --reasoning per input file, then --rpm-responses LABEL=DIR per
     (label, responses folder) in `rpms` (none: the golden responses only)."""
