@@ -90,6 +90,7 @@ def main(argv=None):
                     help="pairs timed in (a); its time is extrapolated to N^2 pairs. 0 = all pairs")
     ap.add_argument("--dtype", default="float32", help="scoring precision (the 1e-4 check is for float32)")
     ap.add_argument("--negatives", type=int, default=8, help="K of (c), sampled negatives per prompt row")
+    ap.add_argument("--only-negatives", action="store_true", help="run (c) alone (no all-pairs check)")
     ap.add_argument("--linear-sizes", default="32,64,128", help="N values of (c); empty to skip (c)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None,
@@ -134,6 +135,9 @@ def run(args, model_dir):
           f"continuation tokens mean {c.mean():.0f} (min {c.min()}, max {c.max()}) | batch {args.batch_size} | "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
 
+    if args.only_negatives:
+        sampled_negatives(args, model, tok, None)
+        return
     t0 = time.perf_counter()
     m = score_matrix(model, tok, prompts, conts, batch_size=args.batch_size, keep_token_logprobs=True, progress=True)
     time_b = time.perf_counter() - t0
@@ -188,7 +192,7 @@ def sampled_negatives(args, model, tok, full):
         per_sample[n] = seconds / n
         scored = np.isfinite(r.lp)
         check = ""
-        if n == args.n:
+        if full is not None and n == args.n:
             diff = float(np.abs(r.lp[scored] - full.lp[scored]).max())
             check = f" | max |lp - all-pairs lp| over the scored pairs {diff:.2e}"
         print(f"    N = {n:4d}: {int(scored.sum()):6d} pairs ({n * (k + 1)} = N (K + 1)), {tokens:,.0f} tokens, "

@@ -14,11 +14,13 @@ import pytest
 from rpm.bench.load import load_bench
 from rpm.construct.characters import (
     CharacterSettings,
+    classification_control,
     collect_characters,
     domain_of,
     parse_candidates,
     parse_kind,
     parse_refined,
+    read_known_characters,
 )
 from rpm.construct.common import PACKAGED_SEEDS, AskPolicy, read_context_seeds, read_persona_seeds
 from rpm.construct.dialogues import (
@@ -298,6 +300,34 @@ def test_whole_pipeline_on_a_scripted_llm_gives_a_complete_benchmark(tmp_path):
     assert len((tmp_path / "bench/stats.tsv").read_text().splitlines()) == 1 + len(BENCH_FILES)
 
 
+class KnowingLLM(ScriptedLLM):
+    """Classifies the control's characters by what they are; `constant` answers one label whatever it is shown."""
+
+    def __init__(self, real: set[str], constant: str | None = None):
+        super().__init__()
+        self.REAL, self.constant = real, constant
+
+    def answer(self, prompt, seeds):
+        if self.constant:
+            return json.dumps({"classification_result": self.constant})
+        return super().answer(prompt, seeds)
+
+
+def test_the_classifier_control_tells_an_informative_classifier_from_a_constant_one(tmp_path):
+    known = read_known_characters(PACKAGED_SEEDS / "known_characters.yaml")
+    assert len(known) == 20 and sum(k["kind"] == "real" for k in known) == 10
+    real = {k["character_name"] for k in known if k["kind"] == "real"}
+    report, good = classification_control(known, KnowingLLM(real), AskPolicy(retries=0))
+    assert good["correct"] == 20 and good["informative"] and good["ci_low"] > 0.8
+    assert report.counts()["accepted"] == 20 and all("answered" in r["reason"] for r in report.rows)
+    _, constant = classification_control(known, KnowingLLM(real, "Real Life Role"), AskPolicy(retries=0))
+    assert (constant["correct"], constant["answered_real"], constant["informative"]) == (10, 20, False)
+    assert constant["ci_low"] < 0.5 < constant["ci_high"]
+    (tmp_path / "bad.yaml").write_text("- {id: x, kind: alien, character_name: X}\n")
+    with pytest.raises(Exception, match="bad.yaml: entry 0"):
+        read_known_characters(tmp_path / "bad.yaml")
+
+
 def test_character_seeds_and_the_retriever_join_step1(tmp_path):
     from rpm.construct.common import BuildInputError, CharacterSeed
 
@@ -414,6 +444,9 @@ def test_build_end_to_end_through_a_real_server_then_from_cache(tiny_model_dir, 
                 assert all(d["reason"] for d in task["details"] if d["status"] == "rejected")
                 assert all(d["attempts"] == 2 for d in task["details"] if d["status"] == "rejected")
         assert first[0]["tasks"]["initial"]["asked"] == 2 and first[0]["retriever"] == "none"
+        control = first[0]["classify_control"]            # the classifier's control asked the server too
+        assert first[0]["tasks"]["classify_control"]["asked"] == control["n"] == 20
+        assert control["correct"] <= control["answered"] <= 20 and 0 <= control["ci_low"] <= control["ci_high"] <= 1
         assert first[1]["tasks"]["expand_1"]["asked"] == 2
         people = [json.loads(line) for line in (out / "personas.jsonl").read_text().splitlines()]
         assert {p["language"] for p in people if p["source"] == "seed"} == {"en"} and len(people) >= 2

@@ -70,7 +70,8 @@ def test_sampled_negatives_reach_every_logprobs_job(tmp_path):
         (tmp_path / "overlay.yaml").write_text(overlay + "\n")
         proc = snakemake("-n", "-p", "--cores", "1", "--configfile", str(tmp_path / "overlay.yaml"),
                          workdir=tmp_path)
-        return [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("Shell command: rpm logprobs")]
+        lines = (proc.stdout + proc.stderr).splitlines()
+        return [line for line in lines if line.startswith("Shell command: rpm logprobs")]
 
     sampled = commands("metrics: {negatives: 3}")
     assert len(sampled) == 8 and all("--negatives 3 --seed 0" in c for c in sampled)

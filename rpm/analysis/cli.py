@@ -19,6 +19,7 @@ from rpm.analysis.bound_tightness import (
     read_bound,
     table13,
 )
+from rpm.analysis.cli_checks import power_cmd, roleplay_cmd
 from rpm.analysis.common import judge_validity, save_figure, shift_name
 from rpm.analysis.control import CONTROL_COLUMNS, FRACTIONS, SLOPE_COLUMNS, control_curves, control_figure
 from rpm.analysis.correlation import CORRELATION_COLUMNS, merge_correlation_files
@@ -88,6 +89,10 @@ def _bound_column(f):
 @click.group("analyze", cls=RpmGroup, context_settings=CONTEXT_SETTINGS)
 def analyze():
     """The paper's figures and tables from the metric, judge and benchmark files."""
+
+
+analyze.add_command(roleplay_cmd)
+analyze.add_command(power_cmd)
 
 
 @analyze.command("correlations")
@@ -380,12 +385,15 @@ def control_cmd(golden_dirs, fractions, out, slopes, figures, n_boot, confidence
 @click.option("--top-severity", default="1", show_default=True, help="The severity --top-bound belongs to.")
 @click.option("--sweep-slopes", type=click.Path(exists=True, dir_okay=False), default=None,
               help="sweep_slopes.csv of `rpm analyze sweep --replicates` (the slopes' CIs).")
+@click.option("--roleplay", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="roleplay.csv of `rpm analyze roleplay` (do the RPMs role-play?).")
 @_out("Output summary.csv: one claim per row, its estimate, interval or p, and 'shown' / 'not shown'.")
 @_figures
-def summary_cmd(control_slope, validity, sweep_spearman, top_bound, top_severity, sweep_slopes, out, figures):
+def summary_cmd(control_slope, validity, sweep_spearman, top_bound, top_severity, sweep_slopes, roleplay, out,
+                figures):
     """What the run shows and how sure it is: the report's first table (every claim with its uncertainty)."""
     rows = summary_rows(control_slope=control_slope, validity=validity, spearman=sweep_spearman, top_bound=top_bound,
-                        top_severity=top_severity, sweep_slopes=sweep_slopes)
+                        top_severity=top_severity, sweep_slopes=sweep_slopes, roleplay=roleplay)
     _write(out, rows, SUMMARY_COLUMNS)
     save_figure(summary_figure(rows), figures)
     shown = sum(r["verdict"] == "shown" for r in rows)

@@ -15,6 +15,8 @@ cannot support). The claims:
                 and its bootstrap CI (control.py).
     judge       per judge, does it prefer a sample's own golden reply to another's? Accuracy and its CI
                 against chance 0.5 (rpm judge validity).
+    roleplay    do the RPMs role-play (roleplay.py)? The SFT RPM's log-prob gain over its base (>= 0.5
+                nats/token), the share of its responses closing the tag (>= 90%), no identical methods.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import math
 
 from rpm.analysis.common import new_figure, read_table
 from rpm.analysis.control import SLOPE_COLUMNS
+from rpm.analysis.roleplay import ROLEPLAY_COLUMNS
 from rpm.analysis.sweep import COMPONENT, SLOPE_COLUMNS as SWEEP_SLOPE_COLUMNS, SPEARMAN_COLUMNS
 from rpm.metrics.tables import BOUND_COLUMNS
 
@@ -109,9 +112,30 @@ def judge_claims(validity_csv) -> list[dict]:
     return rows
 
 
-def summary_rows(*, control_slope, validity, spearman=None, top_bound=None, top_severity: str = "1",
-                 sweep_slopes=None) -> list[dict]:
+def roleplay_claims(roleplay_csv) -> list[dict]:
     rows = []
+    for r in read_table(roleplay_csv, ROLEPLAY_COLUMNS).to_dict("records"):
+        if r["check"] == "close" and r["rpm"] != "sft":
+            continue                    # required of SFT; every method's share is in roleplay.csv
+        threshold = _f(r["threshold"])
+        if r["check"] == "gain":
+            claim = (f"{r['rpm']}: raises the ID-test golden log-prob over its base by >= {threshold:g} nats/token "
+                     f"({r['note']})")
+        elif r["check"] == "close":
+            claim = f"{r['rpm']}: >= {threshold:.0%} of its responses close the response tag ({r['note']})"
+        else:
+            claim = f"{r['rpm']}: response sets differ ({r['note']})"
+        verdict = r["verdict"]
+        rows.append(_row("roleplay", claim, _f(r["estimate"]), _f(r["ci_low"]), _f(r["ci_high"]), math.nan, r["n"],
+                         True if verdict == "met" else False, str(roleplay_csv)))
+        if verdict == "undecided":
+            rows[-1]["verdict"] = "not shown (CI straddles the threshold)"
+    return rows
+
+
+def summary_rows(*, control_slope, validity, spearman=None, top_bound=None, top_severity: str = "1",
+                 sweep_slopes=None, roleplay=None) -> list[dict]:
+    rows = roleplay_claims(roleplay) if roleplay else []
     if sweep_slopes:
         rows += slope_claims(sweep_slopes)
     if spearman:

@@ -6,7 +6,9 @@ b. refinement: each distinct character's four aspects (source, basic information
    personality), optionally with text from a Retriever appended to the prompt (the paper's web
    search; the Table 4 prompt itself has no slot for it, so it follows as a "Retrieved Information"
    section); every character records which was used;
-c. classification: real-life or fictional role.
+c. classification: real-life or fictional role. Beside it, the classifier's positive control
+   (`classification_control`): characters of known kind (rpm/construct/seeds/known_characters.yaml) classified
+   by the same prompt and endpoint; its accuracy with an exact CI says whether the labels mean anything.
 
 A character that fails any part is reported and not written; a candidate with an unknown category
 or no name is reported per candidate.
@@ -16,11 +18,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from rpm import prompts
 from rpm.bench.schema import AgentCharacter, Sample, Turn
 from rpm.bench.subsets import subset, subset_for_tag
-from rpm.construct.common import DOMAIN_DESC, DOMAINS, AskPolicy, BuildInputError, CharacterSeed, PersonaSeed
+from rpm.construct.common import (
+    DOMAIN_DESC,
+    DOMAINS,
+    AskPolicy,
+    BuildInputError,
+    CharacterSeed,
+    PersonaSeed,
+    seed_entries,
+)
 from rpm.construct.retrieve import Retriever
 from rpm.llm.answers import Report, ask_all, extract_json
 
@@ -117,6 +128,48 @@ def parse_kind(text: str):
     if obj is None and _kind(text):           # the label alone, in prose
         return _kind(text), True, ""
     return None, False, "no classification_result naming exactly one of Real Life Role / Fictional Role"
+
+
+def read_known_characters(path) -> list[dict]:
+    """The control's characters: the four aspects, a domain and the known `kind` (real | fictional)."""
+    entries = seed_entries(Path(path))
+    for n, e in enumerate(entries):
+        need = ("id", "kind", "character_name", "character_domain", *ASPECTS)
+        bad = [k for k in need if not isinstance((e or {}).get(k), str) or not e[k].strip()]
+        if bad or e["kind"] not in ("real", "fictional"):
+            raise BuildInputError(f"{path}: entry {n} ({(e or {}).get('id')!r}): fields {bad or ['kind']} must be "
+                                  "non-empty strings, kind one of real / fictional")
+    return entries
+
+
+def classification_control(known: list[dict], client, policy: AskPolicy,
+                           confidence: float = 0.95) -> tuple[Report, dict]:
+    """Classify characters of known kind with Table 4c: (per-item report, accuracy with its exact CI). The
+    classification is `informative` only when the CI's lower end is above chance (0.5)."""
+    from scipy.stats import binomtest
+
+    report = Report("classify_control", total=len(known))
+    kinds = ask_all(client, {k["id"]: prompts.get("bench_character_classify").render(
+        character_information=character_text(k)) for k in known}, policy, parse_kind,
+        schema=prompts.get("bench_character_classify").response_schema)
+    correct = answered = 0
+    said = {"real": 0, "fictional": 0}
+    for k in known:
+        value, repaired, attempts, why = kinds[k["id"]]
+        if value is None:
+            report.add(k["id"], "rejected", why, attempts, id_key="known_character")
+            continue
+        answered += 1
+        said[value] += 1
+        correct += value == k["kind"]
+        report.add(k["id"], "repaired" if repaired else "accepted", f"known {k['kind']}, answered {value}", attempts,
+                   id_key="known_character")
+    # Unanswered items count as wrong: the denominator is every control character.
+    ci = binomtest(correct, len(known)).proportion_ci(confidence_level=confidence, method="exact")
+    summary = {"n": len(known), "answered": answered, "correct": correct, "accuracy": correct / len(known),
+               "ci_low": float(ci.low), "ci_high": float(ci.high), "answered_real": said["real"],
+               "answered_fictional": said["fictional"], "informative": bool(ci.low > 0.5)}
+    return report, summary
 
 
 def character_text(fields: dict) -> str:

@@ -7,8 +7,14 @@ from pathlib import Path
 import click
 
 from rpm.cli_shared import CONTEXT_SETTINGS, RpmGroup, parse_mapping
-from rpm.construct.characters import CharacterSettings, collect_characters
+from rpm.construct.characters import (
+    CharacterSettings,
+    classification_control,
+    collect_characters,
+    read_known_characters,
+)
 from rpm.construct.common import (
+    PACKAGED_SEEDS,
     AskPolicy,
     counts_line,
     read_character_seeds,
@@ -100,18 +106,26 @@ def build():
                    "appended to the refinement prompt. [default: none, the LLM alone]")
 @click.option("--retriever-max-chars", type=click.IntRange(min=1), default=4000, show_default=True,
               help="Most characters of retrieved text per character.")
+@click.option("--classify-control", default=str(PACKAGED_SEEDS / "known_characters.yaml"), show_default=True,
+              help="Characters of known kind (YAML, as the shipped file) classified beside the built ones: the "
+                   "classification's accuracy and exact CI go in the report ('none': skip).")
 @_endpoint_options
 def characters_cmd(persona_seeds, character_seeds, out, num_domains, max_personas, retriever_dir,
-                   retriever_max_chars, **kw):
-    """Step 1: agent characters from seed personas (Table 4's three prompts)."""
+                   retriever_max_chars, classify_control, **kw):
+    """Step 1: agent characters from seed personas (Table 4's three prompts), and the classifier's control."""
+    known = read_known_characters(classify_control) if classify_control != "none" else None
+
     def step(client, policy):
         retriever = make_retriever(retriever_dir, retriever_max_chars)
         rows, reports = collect_characters(read_persona_seeds(persona_seeds), client, policy,
                                            CharacterSettings(num_domains, max_personas), retriever,
                                            read_character_seeds(character_seeds) if character_seeds else [])
-        return write_step(out, rows, kw["report"], "characters", reports, client,
-                          {"retriever": retriever.name if retriever else "none",
-                           "retriever_dir": str(retriever_dir) if retriever_dir else None})
+        extra = {"retriever": retriever.name if retriever else "none",
+                 "retriever_dir": str(retriever_dir) if retriever_dir else None}
+        if known:
+            report, extra["classify_control"] = classification_control(known, client, policy)
+            reports.append(report)
+        return write_step(out, rows, kw["report"], "characters", reports, client, extra)
     _run(step, **kw)
 
 

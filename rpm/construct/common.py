@@ -63,7 +63,7 @@ class ContextSeed:
         return "\n".join(f"{speakers[i % 2]}: {u}" for i, u in enumerate(self.utterances))
 
 
-def _seed_entries(path: Path) -> list[dict]:
+def seed_entries(path: Path) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such seed file")
     try:
@@ -100,7 +100,7 @@ def read_persona_seeds(path: str | os.PathLike) -> list[PersonaSeed]:
     """PersonaChat-style seeds: `id`, `persona` (sentences), `dialogue` (their chat history)."""
     path = Path(path)
     return [PersonaSeed(e["id"], " ".join(_strings(path, e, "persona", n)), _strings(path, e, "dialogue", n))
-            for n, e in enumerate(_seed_entries(path))]
+            for n, e in enumerate(seed_entries(path))]
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def read_character_seeds(path: str | os.PathLike) -> list[CharacterSeed]:
     `character_description`, `persona_seeds` (ids in the persona seed file)."""
     path = Path(path)
     out = []
-    for n, e in enumerate(_seed_entries(path)):
+    for n, e in enumerate(seed_entries(path)):
         name, cat = _strings(path, e, "character_name", n)[0], _strings(path, e, "category", n)[0]
         desc = e.get("character_description", "")
         if not isinstance(desc, str):
@@ -130,7 +130,7 @@ def read_context_seeds(paths) -> list[ContextSeed]:
     """Context seeds (Step 3): the `dialogue` of every entry of PersonaChat- or DailyDialog-style files."""
     out, owner = [], {}
     for p in map(Path, paths):
-        for n, e in enumerate(_seed_entries(p)):
+        for n, e in enumerate(seed_entries(p)):
             if e["id"] in owner:
                 raise BuildInputError(f"{p}: entry {n} ({e['id']!r}): id also used in {owner[e['id']]}")
             owner[e["id"]] = p

@@ -199,6 +199,39 @@ rule analysis_control:
         "{params.boot} > {log} 2>&1"
 
 
+# Do the RPMs role-play? The SFT RPM's gain over its base on the ID-test golden targets, the closing tag, and
+# no two methods answering alike (rpm/analysis/roleplay.py).
+rule analysis_roleplay:
+    input:
+        base=f"results/models/{ROLEPLAY_BASE}",
+        sft=f"{RPM_DIR}/{ROLEPLAY_BASE}/sft/model",
+        id_bench=f"{BENCH_DIR}/id_test.jsonl",
+        responses=[
+            f
+            for method in config["rpm"]["methods"]
+            for f in responses(ROLEPLAY_BASE, method)
+        ],
+    output:
+        **analysis_outputs(
+            "roleplay", "Do the RPMs role-play?", category="0. What this run shows"
+        ),
+    log:
+        f"{LOGS}/analysis/roleplay.log",
+    threads: config["compute"]["threads"]
+    params:
+        responses=" ".join(
+            f"--responses {method}={RPM_DIR}/{ROLEPLAY_BASE}/{method}/responses"
+            for method in config["rpm"]["methods"]
+        ),
+        figures=figure_options,
+        boot=ANALYSIS_BOOT,
+        dtype=config["precision"]["scoring"],
+    shell:
+        "rpm analyze roleplay --base {input.base} --sft {input.sft} --id-bench {input.id_bench} "
+        "{params.responses} --out {output.csv} {params.figures} {params.boot} --dtype {params.dtype} "
+        "--threads {threads} > {log} 2>&1"
+
+
 # What the run shows and how sure it is: the report's first table.
 rule analysis_summary:
     input:
@@ -213,9 +246,13 @@ rule analysis_summary:
         f"{LOGS}/analysis/summary.log",
     params:
         sweep=summary_options,
+        roleplay=lambda wildcards, input: (
+            f"--roleplay {input.roleplay}" if "roleplay" in input.keys() else ""
+        ),
         figures=figure_options,
     shell:
         "rpm analyze summary --control-slope {input.control} --validity {input.validity} {params.sweep} "
+        "{params.roleplay} "
         "--out {output.csv} {params.figures} > {log} 2>&1"
 
 

@@ -47,6 +47,8 @@ def summary_inputs(wildcards):
         "control": f"{ANALYSIS}/control_slope.csv",
         "validity": JUDGE_VALIDITY,
     }
+    if "roleplay" in ANALYSIS_OUTPUTS:
+        inputs["roleplay"] = ANALYSIS_OUTPUTS["roleplay"]
     if config["sweep"]["enabled"] and config["benchmark"]["source"] == "synth":
         top = f"{float(max(config['sweep']['severities'])):g}"
         inputs["spearman"] = f"{SWEEP_DIR}/sweep_spearman.csv"

@@ -84,6 +84,10 @@ ANALYSIS_OUTPUTS = {
     "control": f"{ANALYSIS}/control.csv",
     "summary": f"{ANALYSIS}/summary.csv",
 }
+# The role-play checks need the SFT RPM (of the first base): a run without it has none.
+ROLEPLAY_BASE = config["rpm"]["bases"][0]
+if "sft" in config["rpm"]["methods"]:
+    ANALYSIS_OUTPUTS["roleplay"] = f"{ANALYSIS}/roleplay.csv"
 AUDIT_MD = "results/audit.md"
 AUDIT_CSV = "results/audit.csv"
 SCORE_DIR = f"results/score/{config['score']['name']}"
