@@ -196,3 +196,49 @@ def test_trainer_settings_keep_json_floats_that_yaml_reads_as_strings():
     settings = parse_mapping(json.dumps({"grpo": {"learning_rate": 1e-05}}), "--settings")
     assert settings["grpo"]["learning_rate"] == 1e-05 and isinstance(settings["grpo"]["learning_rate"], float)
     assert parse_mapping("{lr: 0.1, a: b}", "--settings") == {"lr": 0.1, "a": "b"}  # YAML still accepted
+
+
+def test_nested_severities_reuse_the_unchanged_samples_generations(work, sft_dir, tmp_path):
+    """`rpm generate --reuse` / `rpm reason --reuse` on the next severity: every sample whose record did not
+    change gets the earlier row, only the newly shifted ones are generated, and a changed model reuses nothing."""
+    from rpm.estimator.train import reason_files
+    from rpm.runtime.generate import Decoding
+
+    for sev in (0.0, 0.5):
+        synth(tmp_path / f"s{sev}", SynthConfig(n_train=6, n_per_subset=4, seed=0,
+                                               severity={"user": sev, "character": sev, "dialogue": sev}))
+    files = ["id_test.jsonl", "user_de.jsonl", "dial_turn.jsonl"]
+
+    def same(name):   # samples byte-identical at both severities (the nested design)
+        a, b = (read_jsonl(tmp_path / f"s{sev}" / name) for sev in (0.0, 0.5))
+        return sum(x == y for x, y in zip(a, b))
+
+    unchanged = sum(same(f) for f in files)
+    assert 4 <= unchanged < 12                     # id_test is untouched, half of each OOD subset shifted
+    run = CliRunner().invoke
+    base = ["generate", "--model", str(sft_dir), "--max-new-tokens", "6"]
+    first = run(main, [*base, *[f"--bench-file={tmp_path / 's0.0' / f}" for f in files], "--out-dir",
+                       str(tmp_path / "r0")])
+    assert first.exit_code == 0, first.output
+    again = run(main, [*base, *[f"--bench-file={tmp_path / 's0.5' / f}" for f in files], "--out-dir",
+                       str(tmp_path / "r5"), *[f"--reuse={tmp_path / 'r0' / f}" for f in files]])
+    assert again.exit_code == 0, again.output
+    rows0 = {f: [json.loads(x) for x in (tmp_path / "r0" / f).read_text().splitlines()] for f in files}
+    rows5 = {f: [json.loads(x) for x in (tmp_path / "r5" / f).read_text().splitlines()] for f in files}
+    reused = [r for f in files for r in rows5[f] if "reused_from" in r]
+    first_file = sum("reused_from" in r for r in rows5[files[0]])
+    assert len(reused) == unchanged and f"({first_file} reused" in again.output
+    for f in files:
+        for r0, r5 in zip(rows0[f], rows5[f]):
+            assert r0["input_sha256"] == r5["input_sha256"] or "reused_from" not in r5
+            if "reused_from" in r5:
+                assert r5["response"] == r0["response"] and r5["reused_from"].endswith(f)
+    dec = Decoding(max_new_tokens=6, stop=None)
+    r_first = reason_files(sft_dir, [tmp_path / "s0.0" / f for f in files], tmp_path / "q0", dec, progress=False)
+    r_next = reason_files(sft_dir, [tmp_path / "s0.5" / f for f in files], tmp_path / "q5", dec, progress=False,
+                          reuse=[out for out, _ in r_first])
+    assert sum("reused_from" in r for _, rows in r_next for r in rows) == unchanged
+    other = Decoding(max_new_tokens=7, stop=None)     # other settings: nothing is reusable
+    r_other = reason_files(sft_dir, [tmp_path / "s0.5" / f for f in files], tmp_path / "q7", other, progress=False,
+                           reuse=[out for out, _ in r_first])
+    assert not any("reused_from" in r for _, rows in r_other for r in rows)

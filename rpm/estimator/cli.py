@@ -89,13 +89,17 @@ def estimator_published(source, revision, base, reasoner_subfolder, policy_subfo
               help="The authors: 2,048 for the reasoning generator.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--reuse", "reuse_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Earlier reasoning files (e.g. the sweep's previous severity): a sample whose prompt and reasoner "
+                   "are unchanged gets that row (with `reused_from`) instead of a new generation. Repeatable.")
 @dtype_option("generation")
 @click.option("--threads", type=click.IntRange(min=1), default=None)
-def reason_cmd(reasoner, bench_files, out_dir, max_new_tokens, batch_size, seed, dtype, threads):
+def reason_cmd(reasoner, bench_files, out_dir, max_new_tokens, batch_size, seed, reuse_files, dtype, threads):
     """r = q_phi1(x) for every evaluation sample: greedy, golden withheld, only the core features kept."""
     set_threads(threads)
     dec = Decoding(max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, stop=None)
-    written = reason_files(reasoner, bench_files, out_dir, dec, dtype=dtype)
+    written = reason_files(reasoner, bench_files, out_dir, dec, dtype=dtype, reuse=reuse_files)
     for out, rows in written:
+        reused = sum("reused_from" in r for r in rows)
         click.echo(f"wrote {len(rows)} reasoning traces to {out} ({sum(r['marker_found'] for r in rows)} with the "
-                   "core-features marker)")
+                   f"core-features marker; {reused} reused, {len(rows) - reused} generated)")

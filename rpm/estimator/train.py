@@ -23,8 +23,10 @@ from rpm.metrics.inputs import scored_continuation, scorer_messages
 from rpm.runtime.generate import Decoding, generate_texts
 from rpm.runtime.load import ADAPTER_MANIFEST, load_model, load_rpm, load_tokenizer, read_manifest
 from rpm.runtime.precision import dtype_of
+from rpm.runtime.reuse import input_sha256, read_reusable, split_reused
 from rpm.train import trainers
 from rpm.train.methods import read_rows
+from rpm.train.respond import adapter_hash
 
 MODULES = ("reasoner", "policy", "pxy")
 
@@ -79,19 +81,37 @@ def reason_texts(model_dir: str | Path, samples, dec: Decoding, *, model=None, t
 
 
 def reason_files(reasoner: str | Path, bench_files, out_dir: str | Path, dec: Decoding, *, model=None, tok=None,
-                 progress: bool = True, dtype: str = "float32") -> list[tuple[Path, list[dict]]]:
+                 progress: bool = True, dtype: str = "float32", reuse=()) -> list[tuple[Path, list[dict]]]:
     """`rpm reason`: r = q_phi1(x) for every sample of each benchmark file, written to out_dir/{subset}.jsonl
-    as {"sample_ID", "reasoning", "thought", "marker_found"}. Every subset goes in one pass (full batches)."""
+    as {"sample_ID", "reasoning", "thought", "marker_found", "input_sha256"}. Every subset goes in one pass
+    (full batches); rows of the `reuse` files whose input is unchanged are copied (rpm/runtime/reuse.py)."""
 
     subsets = [(Path(f), read_jsonl(f)) for f in bench_files]
-    if model is None:
-        model, tok, _ = load_rpm(reasoner, dtype)
-    traces = iter(reason_texts(reasoner, [s for _, samples in subsets for s in samples], dec, model=model, tok=tok,
-                               progress=progress))
-    written = []
+    manifest = read_manifest(reasoner)
+    everyone = [s for _, samples in subsets for s in samples]
+    keys = [input_sha256(f"{adapter_hash(manifest['chain'])}:{manifest['base']}", dec, reasoning_messages(s))
+            for s in everyone]
+    hits, todo = split_reused(keys, read_reusable(reuse))
+    fresh = {}
+    if todo:
+        if model is None:
+            model, tok, _ = load_rpm(reasoner, dtype)
+        fresh = dict(zip(todo, reason_texts(reasoner, [everyone[k] for k in todo], dec, model=model, tok=tok,
+                                            progress=progress)))
+    written, k = [], 0
     for f, samples in subsets:
-        rows = [{"sample_ID": s.sample_ID, "reasoning": r or "(empty)", "thought": t, "marker_found": found}
-                for s, (r, t, found) in zip(samples, traces)]
+        rows = []
+        for s in samples:
+            if k in hits:
+                h = hits[k]
+                rows.append({"sample_ID": s.sample_ID, "reasoning": h["reasoning"], "thought": h["thought"],
+                             "marker_found": h["marker_found"], "input_sha256": keys[k],
+                             "reused_from": h["reused_from"]})
+            else:
+                r, t, found = fresh[k]
+                rows.append({"sample_ID": s.sample_ID, "reasoning": r or "(empty)", "thought": t,
+                             "marker_found": found, "input_sha256": keys[k]})
+            k += 1
         out = Path(out_dir) / f"{f.stem}.jsonl"
         write_jsonl(out, rows)
         written.append((out, rows))

@@ -77,17 +77,21 @@ def _vllm_interpreter(backend: str) -> None:
 @click.option("--repetition-penalty", type=float, default=1.05, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--reuse", "reuse_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Earlier response files (e.g. the sweep's previous severity): a sample whose prompt, model and "
+                   "decoding are unchanged gets that row (with `reused_from`) instead of a new generation. Repeatable.")
 @dtype_option("generation")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (the job's cores).")
 def generate_cmd(model_dir, bench_files, out_dir, backend, max_new_tokens, repetition_penalty, batch_size, seed,
-                 dtype, threads):
+                 reuse_files, dtype, threads):
     """Greedy responses of an RPM to every sample of each subset (stop at </Agent Response>)."""
     set_threads(threads)
     _vllm_interpreter(backend)
     dec = Decoding(max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty, batch_size=batch_size,
                    seed=seed)
-    for bench_file, rows in generate_for_subsets(model_dir, bench_files, dec, backend, dtype):
+    for bench_file, rows in generate_for_subsets(model_dir, bench_files, dec, backend, dtype, reuse_files):
         out = Path(out_dir) / f"{Path(bench_file).stem}.jsonl"
         write_jsonl(out, rows)
-        empty = sum(not r["response"] for r in rows)
-        click.echo(f"wrote {len(rows)} responses to {out}" + (f" ({empty} empty)" if empty else ""))
+        empty, reused = sum(not r["response"] for r in rows), sum("reused_from" in r for r in rows)
+        click.echo(f"wrote {len(rows)} responses to {out} ({reused} reused, {len(rows) - reused} generated"
+                   + (f", {empty} empty)" if empty else ")"))

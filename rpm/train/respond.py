@@ -18,6 +18,7 @@ from rpm.bench.load import read_jsonl
 from rpm.runtime.embed import load_embedder
 from rpm.runtime.generate import Decoding, generate_texts, generate_texts_vllm
 from rpm.runtime.load import load_rpm, read_manifest
+from rpm.runtime.reuse import input_sha256, read_reusable, split_reused
 from rpm.train.formats import parse_generation, rpm_messages
 from rpm.train.icl import icl_messages, input_texts, neighbours
 
@@ -31,12 +32,14 @@ def adapter_hash(chain: list[str]) -> str:
     return h.hexdigest()
 
 
-def response_rows(samples, raws: list[str], method: str, dec: Decoding, chain_hash: str) -> list[dict]:
+def response_rows(samples, raws: list[str], method: str, dec: Decoding, chain_hash: str,
+                  keys: list[str] | None = None) -> list[dict]:
     rows = []
-    for s, raw in zip(samples, raws):
+    for k, (s, raw) in enumerate(zip(samples, raws)):
         thought, response = parse_generation(raw)
         rows.append({"sample_ID": s.sample_ID, "response": response, "thought": thought, "raw": raw,
-                     "method": method, "decoding": asdict(dec), "adapter_sha256": chain_hash})
+                     "method": method, "decoding": asdict(dec), "adapter_sha256": chain_hash,
+                     **({"input_sha256": keys[k]} if keys else {})})
     return rows
 
 
@@ -52,8 +55,9 @@ def _messages(samples, manifest: dict, model_dir: str) -> list[list[dict]]:
 
 
 def generate_for_subsets(model_dir: str, bench_files, dec: Decoding, backend: str = "transformers",
-                         dtype: str = "float32"):
-    """Yield (bench_file, response rows) for each subset; the RPM (any of the nine methods) loads once."""
+                         dtype: str = "float32", reuse=()):
+    """Yield (bench_file, response rows) for each subset; the RPM (any of the nine methods) loads once. Rows of
+    the `reuse` files whose input is unchanged are copied, not generated again (rpm/runtime/reuse.py)."""
     manifest = read_manifest(model_dir)
     subsets = [(f, read_jsonl(f)) for f in bench_files]  # validate every input before the long work
     model, tok, _ = load_rpm(model_dir, dtype)
@@ -65,11 +69,23 @@ def generate_for_subsets(model_dir: str, bench_files, dec: Decoding, backend: st
         tok.save_pretrained(merged)
     # Every subset's prompts in one pass: the subsets are small, batches across them are full.
     messages = [m for _, samples in subsets for m in _messages(samples, manifest, model_dir)]
-    if merged:
-        raws = [o[0] for o in generate_texts_vllm(merged, tok, messages, dec)]
+    keys = [input_sha256(f"{chain_hash}:{manifest['base']}", dec, m) for m in messages]
+    hits, todo = split_reused(keys, read_reusable(reuse))
+    todo_messages = [messages[k] for k in todo]
+    if not todo_messages:
+        fresh = []
+    elif merged:
+        fresh = [o[0] for o in generate_texts_vllm(merged, tok, todo_messages, dec)]
     else:
-        raws = [o[0] for o in generate_texts(model, tok, messages, dec, desc=f"generate {manifest['method']}")]
+        fresh = [o[0] for o in generate_texts(model, tok, todo_messages, dec, desc=f"generate {manifest['method']}")]
+    raws = dict(zip(todo, fresh))
     start = 0
     for bench_file, samples in subsets:
-        yield bench_file, response_rows(samples, raws[start:start + len(samples)], manifest["method"], dec, chain_hash)
+        span = range(start, start + len(samples))
+        rows = response_rows(samples, [raws.get(k, "") for k in span], manifest["method"], dec, chain_hash,
+                             [keys[k] for k in span])
+        for r, k in zip(rows, span):
+            if k in hits:
+                r.update({f: hits[k][f] for f in ("response", "thought", "raw")}, reused_from=hits[k]["reused_from"])
+        yield bench_file, rows
         start += len(samples)

@@ -356,6 +356,22 @@ def remi_options(metric=None):
     return " ".join(options)
 
 
+def previous_severity_files(kind):
+    """The previous severity's `kind` files (none for the first): the nested severities reuse its rows."""
+    order = [f"{float(s):g}" for s in sorted(config["sweep"]["severities"])]
+
+    def files(wildcards):
+        k = order.index(wildcards.severity)
+        if k == 0:
+            return []
+        return [
+            f"{SWEEP_DIR}/severity_{order[k - 1]}/{kind}/{s}.jsonl"
+            for s in SWEEP_SUBSETS
+        ]
+
+    return files
+
+
 def sweep_files(kind, ext="jsonl"):
     """One file per scored subset in a sweep severity's folder `kind` (bench, responses, reasoning, ...)."""
     return [

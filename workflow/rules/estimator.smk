@@ -104,7 +104,8 @@ rule estimator_reason:
         batch_size=config["estimator"]["reason_batch_size"],
         seed=config["seed"],
         dtype=config["precision"]["generation"],
+        reuse="",
     shell:
         "rpm reason --reasoner {params.reasoner} {params.bench} --out-dir {params.out_dir} "
         "--max-new-tokens {params.max_new_tokens} --batch-size {params.batch_size} --seed {params.seed} "
-        "--dtype {params.dtype} --threads {threads} > {log} 2>&1"
+        "{params.reuse} --dtype {params.dtype} --threads {threads} > {log} 2>&1"

@@ -86,8 +86,9 @@ rule rpm_generate:
         batch_size=config["rpm"]["generate"]["batch_size"],
         seed=config["seed"],
         dtype=config["precision"]["generation"],
+        reuse="",
     shell:
         "rpm generate --model {input.model} {params.bench} --out-dir {params.out_dir} "
         "--backend {params.backend} --max-new-tokens {params.max_new_tokens} "
         "--repetition-penalty {params.repetition_penalty} --batch-size {params.batch_size} "
-        "--seed {params.seed} --dtype {params.dtype} --threads {threads} > {log} 2>&1"
+        "--seed {params.seed} {params.reuse} --dtype {params.dtype} --threads {threads} > {log} 2>&1"

@@ -23,11 +23,14 @@ if unknown_subsets:
     )
 
 
-# The sweep's RPM on each severity's benchmark, always with transformers (rpm.generate.backend aside).
+# The sweep's RPM on each severity's benchmark, always with transformers (rpm.generate.backend aside). The
+# severities are nested, so each reuses the previous severity's rows for the samples it left unchanged
+# (rpm/runtime/reuse.py): every distinct sample is generated once.
 use rule rpm_generate as sweep_generate with:
     input:
         model=f"{RPM_DIR}/{SWEEP_RPM}/model",
         bench=sweep_files("bench"),
+        previous=previous_severity_files("responses"),
     output:
         sweep_files("responses"),
     log:
@@ -37,6 +40,7 @@ use rule rpm_generate as sweep_generate with:
     params:
         backend="transformers",
         max_new_tokens=max_new_tokens(SWEEP["method"]),
+        reuse=lambda wildcards, input: repeat("--reuse", input.previous),
 
 
 # The co-evolved (CoRL) reasoner's traces on each severity's benchmark.
@@ -44,6 +48,7 @@ use rule estimator_reason as sweep_reason with:
     input:
         reasoner=f"{EST_DIR}/coevolved",
         bench=sweep_files("bench"),
+        previous=previous_severity_files("reasoning"),
     output:
         sweep_files("reasoning"),
     log:
@@ -52,6 +57,7 @@ use rule estimator_reason as sweep_reason with:
         f"{BENCHMARKS}/sweep/reason_{{severity}}.tsv"
     params:
         reasoner=REASONER["corl"],
+        reuse=lambda wildcards, input: repeat("--reuse", input.previous),
 
 
 # The CoRL estimator's log-prob matrices of the golden responses and the sweep's RPM at each severity.
