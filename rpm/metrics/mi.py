@@ -126,7 +126,9 @@ def club_mi(lp: np.ndarray, ntok: np.ndarray | None = None, *, normalization: st
     n = s.shape[0]
     _check_n(n)
     pos = float(np.mean(np.diag(s)))
-    if pairs == "all":
+    if pairs == "all" and not np.isnan(s).any():
+        neg = float((s.sum() - np.trace(s)) / (n * (n - 1)))
+    elif pairs == "all":                  # K sampled negatives: the scored pairs only
         neg = float(np.nanmean(s[~np.eye(n, dtype=bool)]))
     elif np.isnan(s).any():
         raise RpmInputError("pairs 'sampled' draws from every pair; these matrices scored K sampled negatives "
@@ -149,13 +151,19 @@ def _replicates(mats: list[np.ndarray], cfg: MIConfig, rng: np.random.Generator)
     if cfg.pairs == "all":
         counts = np.zeros((cfg.n_boot, n))
         np.add.at(counts, (np.repeat(np.arange(cfg.n_boot), n), idx.ravel()), 1.0)
+        sq = (counts ** 2).sum(axis=1)
         for m, s in enumerate(mats):
-            # A resampled pair of positions (p, q) is a negative when it joins two different samples that
-            # were scored together: weight w = scored and off-diagonal, so neg = c'(w s)c / c'wc.
-            w = np.isfinite(s) & ~np.eye(n, dtype=bool)
             pos = counts @ np.diag(s) / n
-            quad = np.einsum("bi,bi->b", counts @ np.where(w, s, 0.0), counts)
-            denom = np.einsum("bi,bi->b", counts @ w.astype(float), counts)
+            if not np.isnan(s).any():
+                # Ordered pairs of positions joining two different original samples: n^2 - sum c^2.
+                quad = np.einsum("bi,bi->b", counts @ s, counts) - (counts ** 2) @ np.diag(s)
+                denom = n * n - sq
+            else:
+                # K sampled negatives: a resampled pair (p, q) counts when it joins two different samples that
+                # were scored together, weight w = scored and off-diagonal, so neg = c'(w s)c / c'wc.
+                w = np.isfinite(s) & ~np.eye(n, dtype=bool)
+                quad = np.einsum("bi,bi->b", counts @ np.where(w, s, 0.0), counts)
+                denom = np.einsum("bi,bi->b", counts @ w.astype(float), counts)
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[:, m] = np.where(denom > 0, pos - quad / denom, np.nan)
         return out
