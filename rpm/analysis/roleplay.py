@@ -70,7 +70,7 @@ def close_row(rows: list[dict], rpm: str, confidence: float = 0.95) -> dict:
     ci = binomtest(closed, n).proportion_ci(confidence_level=confidence, method="exact")
     return {"check": "close", "rpm": rpm, "estimate": closed / n, "ci_low": float(ci.low), "ci_high": float(ci.high),
             "threshold": CLOSE_SHARE, "n": n, "verdict": _verdict(ci.low, ci.high, CLOSE_SHARE),
-            "note": f"{closed} of {n} responses end with {CLOSE_TAG}; the rest hit the token limit"}
+            "note": f"{closed} of {n} responses end with {CLOSE_TAG}; the rest stopped without it (token limit or EOS)"}
 
 
 def distinct_rows(responses: dict[str, dict[str, str]]) -> list[dict]:
