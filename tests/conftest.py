@@ -76,3 +76,13 @@ def smoke_run(tmp_path_factory) -> Path:
     if proc.returncode != 0:
         raise AssertionError(f"the smoke DAG failed:\n{proc.stdout[-20000:]}\n{proc.stderr[-20000:]}")
     return workdir
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    """The tiny random model and its tokenizer, loaded once per test module, in eval mode."""
+    from rpm.runtime.load import load_model, load_tokenizer  # after HF_HUB_OFFLINE is set above
+
+    model = load_model(tiny_model_dir)
+    model.eval()
+    return model, load_tokenizer(tiny_model_dir)

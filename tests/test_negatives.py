@@ -14,7 +14,6 @@ from rpm.core.errors import RpmInputError
 from rpm.metrics import mi as M
 from rpm.metrics.matrices import LogprobMatrices, MatrixFileError, Side, load, save
 from rpm.metrics.pairs import control_cycle, negative_plan, plan_from_mask
-from rpm.runtime.load import load_model, load_tokenizer
 from rpm.runtime.scorer import ScoringError, score_matrix_sets
 
 
@@ -59,13 +58,6 @@ def _mask(plan, n):
     for i, row in enumerate(plan):
         m[i, row] = True
     return m
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
-    model = load_model(tiny_model_dir)
-    model.eval()
-    return model, load_tokenizer(tiny_model_dir)
 
 
 def test_scored_pairs_equal_the_all_pairs_matrix_and_the_rest_are_nan(tiny):

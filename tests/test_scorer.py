@@ -28,13 +28,6 @@ from rpm.runtime.scorer import (
 TOL = 1e-4   # per-token log-prob agreement required between the two modes (issue 5)
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
-    model = load_model(tiny_model_dir)
-    model.eval()
-    return model, load_tokenizer(tiny_model_dir)
-
-
 def _prompts(n):
     # Different lengths on purpose: the shortest prompt sets how many logits score_pairs keeps.
     return [[{"role": "system", "content": "Score the agent response."},

@@ -127,7 +127,7 @@ def roleplay_claims(roleplay_csv) -> list[dict]:
             claim = f"{r['rpm']}: response sets differ ({r['note']})"
         verdict = r["verdict"]
         rows.append(_row("roleplay", claim, _f(r["estimate"]), _f(r["ci_low"]), _f(r["ci_high"]), math.nan, r["n"],
-                         True if verdict == "met" else False, str(roleplay_csv)))
+                         verdict == "met", str(roleplay_csv)))
         if verdict == "undecided":
             rows[-1]["verdict"] = "not shown (CI straddles the threshold)"
     return rows

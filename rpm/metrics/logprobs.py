@@ -21,7 +21,7 @@ from rpm.core.errors import RpmInputError
 from rpm.io import write_json
 from rpm.metrics import inputs
 from rpm.metrics.matrices import LogprobMatrices, Side, load, save
-from rpm.metrics.pairs import negative_plan
+from rpm.metrics.pairs import negative_plan, plan_from_mask
 from rpm.runtime.load import load_model, load_tokenizer
 from rpm.runtime.scorer import Dropped, default_max_length, score_matrix_sets
 
@@ -131,8 +131,7 @@ def _plan(negatives: int | None, seed: int, subset: str, golden_prev: LogprobMat
     """The scorer's column plan: the reused golden file's scored pairs, K sampled negatives, or None (all)."""
     if golden_prev is not None and negatives:
         scored = np.isfinite(golden_prev.golden.lp)   # rows are in golden_prev's order, as the prompts are
-        return lambda keep: [[a, *[b for b, kb in enumerate(keep) if b != a and scored[ka, kb]]]
-                             for a, ka in enumerate(keep)]
+        return lambda keep: plan_from_mask(scored[np.ix_(keep, keep)])
     if negatives:
         return lambda keep: negative_plan(len(keep), negatives, seed, subset)
     return None

@@ -53,6 +53,3 @@ def plan_from_mask(scored: np.ndarray) -> list[list[int]]:
     """The per-row plan a scored-pair mask stands for (its diagonal first)."""
     return [[i, *[int(j) for j in np.flatnonzero(row) if j != i]] for i, row in enumerate(scored)]
 
-
-def scored_pairs(lp: np.ndarray) -> int:
-    return int(np.isfinite(lp).sum())
