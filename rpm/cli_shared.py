@@ -15,7 +15,8 @@ import click
 import yaml
 
 from rpm.core.errors import RpmError
-from rpm.core.names import DTYPES
+from rpm.core.hardware import resolve_precision
+from rpm.core.names import PRECISIONS
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -97,6 +98,9 @@ def bootstrap_options(f):
 
 def dtype_option(use: str, default: str = "float32"):
     """--dtype for a command's model use (the config's precision.<use>; rpm.runtime.precision)."""
-    return click.option("--dtype", type=click.Choice(DTYPES), default=default, show_default=True,
+    # "auto" is resolved here, so a command, its output's metadata and the reuse keys see the dtype it ran in.
+    return click.option("--dtype", type=click.Choice(PRECISIONS), default=default, show_default=True,
+                        callback=lambda ctx, param, value: resolve_precision(value),
                         help=f"Weights and activations for {use} (the workflow passes the config's precision.{use}; "
-                             "bfloat16 uses the CPU's bf16 matrix units, see README 'Precision').")
+                             "bfloat16 uses the CPU's bf16 matrix units; auto: bfloat16 where this machine "
+                             "multiplies it natively, else float32; see README 'Precision').")

@@ -11,7 +11,7 @@ import yaml
 from conftest import REPO
 
 from rpm.core.config import JUDGE_DEFAULTS, MODEL_SPEC_DEFAULTS
-from rpm.core.names import DTYPES, METHODS, OOD_SUBSETS, SHIFTS
+from rpm.core.names import METHODS, OOD_SUBSETS, PRECISIONS, SHIFTS
 
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -97,4 +97,4 @@ def test_an_unknown_method_is_rejected_with_the_names_of_rpm_core_names(tmp_path
 
 def test_an_unknown_precision_is_rejected_with_the_dtypes_of_rpm_core_names(tmp_path):
     out = _refused(tmp_path, "precision: {generation: float16, training: bfloat16, scoring: float32}\n")
-    assert f"'float16' is not one of {list(DTYPES)}" in out
+    assert f"'float16' is not one of {list(PRECISIONS)}" in out

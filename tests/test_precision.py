@@ -34,6 +34,42 @@ def test_dtype_of_reads_a_mapping_a_name_or_nothing():
         dtype_of({}, "decoding")
 
 
+@pytest.mark.parametrize(("avx512_bf16", "amx", "expected"), [
+    (False, False, "float32"), (True, False, "bfloat16"), (False, True, "bfloat16"), (True, True, "bfloat16")])
+def test_auto_is_bfloat16_only_on_a_cpu_that_multiplies_it_natively(monkeypatch, avx512_bf16, amx, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert dtype_of({"scoring": "auto"}, "scoring") == expected
+    assert dtype_of({"scoring": "float32"}, "scoring") == "float32"
+    assert dtype_of({"scoring": "bfloat16"}, "scoring") == "bfloat16"
+
+
+def test_auto_on_a_gpu_follows_its_bf16_support(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for supported, expected in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda supported=supported: supported)
+        assert dtype_of("auto", "training") == expected
+
+
+def test_dtype_auto_reaches_a_command_resolved(monkeypatch, tmp_path):
+    """--dtype auto: the command sees the dtype it runs in, never "auto" (its metadata and reuse keys)."""
+    import click
+
+    from rpm.cli_shared import dtype_option
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    seen = []
+    command = dtype_option("scoring")(click.command()(lambda dtype: seen.append(dtype)))
+    assert CliRunner().invoke(command, ["--dtype", "auto"]).exit_code == 0
+    assert CliRunner().invoke(command, ["--dtype", "bfloat16"]).exit_code == 0
+    assert seen == ["float32", "bfloat16"]
+    refused = CliRunner().invoke(command, ["--dtype", "float16"])
+    assert refused.exit_code == 2 and "'float16' is not one of 'auto', 'float32', 'bfloat16'" in refused.output
+
+
 def test_bf16_autocast_only_on_a_gpu():
     assert trainer_precision_args("bfloat16", on_gpu=True) == {"bf16": True}
     assert trainer_precision_args("bfloat16", on_gpu=False) == {"bf16": False}

@@ -65,7 +65,7 @@ def test_bad_config_fails_naming_the_key(tmp_path, overlay, message):
 
 
 def test_sampled_negatives_reach_every_logprobs_job(tmp_path):
-    """metrics.negatives K: each `rpm logprobs` job (the estimators' and the sweep's) scores K per row."""
+    """metrics.negatives K reaches each estimator's `rpm logprobs` job, sweep.negatives each sweep job's."""
     def commands(overlay):
         (tmp_path / "overlay.yaml").write_text(overlay + "\n")
         proc = snakemake("-n", "-p", "--cores", "1", "--configfile", str(tmp_path / "overlay.yaml"),
@@ -73,9 +73,12 @@ def test_sampled_negatives_reach_every_logprobs_job(tmp_path):
         lines = (proc.stdout + proc.stderr).splitlines()
         return [line for line in lines if line.startswith("Shell command: rpm logprobs")]
 
-    sampled = commands("metrics: {negatives: 3}")
-    assert len(sampled) == 8 and all("--negatives 3 --seed 0" in c for c in sampled)
-    assert not any("--negatives" in c for c in commands("seed: 0"))
+    sampled = commands("metrics: {negatives: 3}\nsweep: {negatives: 5}")
+    sweep = [c for c in sampled if "results/sweep/" in c]
+    main = [c for c in sampled if c not in sweep]
+    assert len(sweep) == 3 and all("--negatives 5 --seed 0" in c for c in sweep)  # one per severity
+    assert len(main) == 3 and all("--negatives 3 --seed 0" in c for c in main)  # golden's with each estimator
+    assert not any("--negatives" in c for c in commands("sweep: {negatives: null}"))
 
 
 @pytest.mark.slow

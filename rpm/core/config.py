@@ -24,7 +24,7 @@ from jsonschema import Draft202012Validator, ValidationError
 
 from rpm.core import strictjson
 from rpm.core.errors import RpmInputError
-from rpm.core.names import DTYPES, METHODS, PRECISION_USES
+from rpm.core.names import METHODS, PRECISION_USES, PRECISIONS
 
 # Every key's default is in config.yaml. The two lists whose entries the user names, `models:` (model specs)
 # and `judge.judges`, cannot hold defaults there, so the fields an entry leaves out are filled in here,
@@ -94,7 +94,7 @@ def config_schema(path: str | os.PathLike) -> dict:
     rpm_keys = schema["properties"]["rpm"]["properties"]
     rpm_keys["methods"]["items"]["enum"] = list(METHODS)
     for use in PRECISION_USES:
-        schema["properties"]["precision"]["properties"][use]["enum"] = list(DTYPES)
+        schema["properties"]["precision"]["properties"][use]["enum"] = list(PRECISIONS)
     return schema
 
 

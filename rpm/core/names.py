@@ -57,4 +57,6 @@ BENCH_FILES: tuple[str, ...] = ("train",) + SUBSET_NAMES
 
 # The precision policy (rpm.runtime.precision): each use of a model runs in one of these dtypes.
 DTYPES = ("float32", "bfloat16")
+# What a config or --dtype may say: a dtype, or "auto" (bfloat16 only where the hardware multiplies it natively).
+PRECISIONS = ("auto", *DTYPES)
 PRECISION_USES = ("generation", "training", "scoring")

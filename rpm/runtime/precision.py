@@ -8,22 +8,24 @@ A bfloat16 use loads the weights in bfloat16. Training keeps its LoRA adapters i
 them up) and its loss in float32 (transformers upcasts the logits). On CPUs with bf16 matrix units
 bfloat16 matmuls run ~3-5x faster than float32 (benchmarks/rpm_speed.py measures both in one run);
 which default each use gets was chosen from that benchmark and benchmarks/precision.py (README,
-"Precision").
+"Precision"). "auto" is bfloat16 only where the machine multiplies it natively (rpm.core.hardware).
 """
 
 from __future__ import annotations
 
-from rpm.core.names import DTYPES, PRECISION_USES as USES
+from rpm.core.hardware import resolve_precision
+from rpm.core.names import PRECISION_USES as USES, PRECISIONS
 
 
 def dtype_of(precision: dict | str | None, use: str) -> str:
-    """The dtype name for `use` from a precision mapping ({use: dtype}), a single dtype, or None (float32)."""
+    """The dtype name for `use` from a precision mapping ({use: dtype}), a single dtype, or None (float32);
+    "auto" is resolved on this machine (rpm.core.hardware)."""
     if use not in USES:
         raise ValueError(f"unknown precision use {use!r}; expected one of {list(USES)}")
     value = precision.get(use, "float32") if isinstance(precision, dict) else (precision or "float32")
-    if value not in DTYPES:
-        raise ValueError(f"precision.{use}: {value!r} is not one of {list(DTYPES)}")
-    return value
+    if value not in PRECISIONS:
+        raise ValueError(f"precision.{use}: {value!r} is not one of {list(PRECISIONS)}")
+    return resolve_precision(value)
 
 
 def trainer_precision_args(dtype: str, on_gpu: bool) -> dict:

@@ -322,9 +322,9 @@ def logprobs_files(variant):
     ]
 
 
-def negatives_option():
-    """`--negatives K` when metrics.negatives scores K sampled negatives per row; nothing for all pairs."""
-    k = config["metrics"]["negatives"]
+def negatives_option(k):
+    """`--negatives K` when K sampled negatives per row are scored (metrics.negatives, or the sweep's own
+    sweep.negatives); nothing for all pairs."""
     return f"--negatives {k}" if k else ""
 
 

@@ -16,7 +16,7 @@ rule sweep_bench:
         runtime=lambda wildcards, attempt: 15 * attempt,
     params:
         n_train=config["benchmark"]["synth"]["n_train"],
-        n_per_subset=config["benchmark"]["synth"]["n_per_subset"],
+        n_per_subset=config["sweep"]["n_per_subset"],
         severity=lambda wildcards: severity_options(
             {shift: wildcards.severity for shift in SHIFTS}
         ),
@@ -43,6 +43,7 @@ if config["benchmark"]["source"] == "synth":
         benchmark:
             f"{BENCHMARKS}/bench_synth.tsv"
         params:
+            n_per_subset=config["benchmark"]["synth"]["n_per_subset"],
             severity=severity_options(config["benchmark"]["synth"]["severity"]),
 
 else:

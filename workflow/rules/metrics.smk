@@ -39,7 +39,7 @@ rule logprobs:
         batch_size=config["metrics"]["batch_size"],
         overlong=config["metrics"]["overlong"],
         dtype=config["precision"]["scoring"],
-        negatives=negatives_option(),
+        negatives=negatives_option(config["metrics"]["negatives"]),
         seed=config["seed"],
     shell:
         "rpm logprobs --estimator {params.scorer} {params.inputs} --out {params.out_dir} "

@@ -83,6 +83,7 @@ use rule logprobs as sweep_logprobs with:
             input, [(SWEEP_RPM, os.path.dirname(input.responses[0]))]
         ),
         name="corl",
+        negatives=negatives_option(SWEEP["negatives"]),
 
 
 rule sweep_bound:
