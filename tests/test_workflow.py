@@ -1,5 +1,6 @@
 """The Snakemake DAG: config validation, the paper plan, and the smoke run of the stages built so far."""
 
+import math
 import os
 import subprocess
 import sys
@@ -153,7 +154,7 @@ def test_a_second_run_with_the_same_seed_gives_identical_metric_tables(smoke_run
 
 @pytest.mark.slow
 def test_smoke_metric_tables_equal_the_stored_reference_run(smoke_run):
-    """The smoke DAG's metric tables are row-identical to tests/fixtures/smoke_metrics/, the tables of the
+    """The smoke DAG's metric tables equal tests/fixtures/smoke_metrics/ (within float32 rounding), the tables of the
     smoke run of session 5's nested, leak-free synthetic benchmark with the divergence nulls and the
     boot_undefined column (replaced then, as every number moved; before: commit 4642b29's). A change that
     is meant to move a number (a new estimator setting, a new sampler) replaces these files in the same
@@ -166,4 +167,25 @@ def test_smoke_metric_tables_equal_the_stored_reference_run(smoke_run):
         with open(smoke_run / f"results/metrics/{table}.csv", newline="") as f:
             got = list(csv.DictReader(f))
         assert expected, table
-        assert got == expected, f"{table}.csv: rows differ from the stored reference run"
+        assert len(got) == len(expected) and all(_same_row(g, e) for g, e in zip(got, expected)), (
+            f"{table}.csv: rows differ from the stored reference run")
+
+
+def _same_row(got: dict, expected: dict) -> bool:
+    """Equal fields, numbers within float32 kernel rounding: the same float32 arithmetic on an AVX2 CPU and on
+    one with AVX-512 differs in the 7th significant digit (measured: at most 4.6e-7 absolute over remi.csv's
+    423 rows), while anything meant to move a number moves it far more. bound.csv's tightness (bound /
+    |R-EMID|) divides by an R-EMID near 0 on the tiny model, so it gets R-EMID's absolute rounding relative to
+    R-EMID on top (measured: 1.6e-3 relative)."""
+    if list(got) != list(expected):
+        return False
+    for key, value in got.items():
+        if value == expected[key]:
+            continue
+        try:
+            rel_tol = 1e-5 + (1e-6 / abs(float(expected["r_emid"])) if key == "tightness" else 0.0)
+            if not math.isclose(float(value), float(expected[key]), rel_tol=rel_tol, abs_tol=1e-6):
+                return False
+        except (ValueError, ZeroDivisionError):
+            return False
+    return True
