@@ -11,6 +11,7 @@ from rpm.metrics.bound import parse_sizes
 from rpm.metrics.logprobs import compute, compute_many, describe, write_report
 from rpm.metrics.matrices import load
 from rpm.metrics.mi import MIConfig
+from rpm.metrics.row_reuse import reusable_files
 from rpm.metrics.tables import (
     BOUND_COLUMNS,
     DIVERGENCE_COLUMNS,
@@ -47,6 +48,10 @@ from rpm.runtime.load import load_model, load_tokenizer
 @click.option("--golden-from", "golden_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Reuse the golden matrix of a golden-only file of the same subset and estimator; "
                    "only the model responses are scored.")
+@click.option("--reuse", "reuse_dir", default=None, type=click.Path(exists=True, file_okay=False),
+              help="With --rpm-responses: the --out directory of an earlier job (the sweep's previous severity). "
+                   "Rows whose estimator, prompt and scored continuations are unchanged are copied from its "
+                   "files, not scored (each file's meta counts them in reused_rows).")
 @click.option("--out", required=True, type=click.Path(),
               help="Output .npz: model_lp, golden_lp, model_ntok, golden_ntok (N x N), entropies, sample_ids, meta.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
@@ -73,9 +78,9 @@ from rpm.runtime.load import load_model, load_tokenizer
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch CPU threads. [default: torch's own choice]")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def logprobs_cmd(estimator_dir, bench_files, responses_files, reasoning_files, rpm_responses, golden_files, out,
-                 batch_size, max_length, overlong, report, subset, rpm_name, estimator_name, negatives, seed, dtype,
-                 threads, quiet):
+def logprobs_cmd(estimator_dir, bench_files, responses_files, reasoning_files, rpm_responses, golden_files, reuse_dir,
+                 out, batch_size, max_length, overlong, report, subset, rpm_name, estimator_name, negatives, seed,
+                 dtype, threads, quiet):
     """Log-prob matrices of golden (and model) responses under an estimator: all pairs, or K sampled negatives.
 
     lp[i, j] = log q(y_j | x_i, r_i): each prompt runs once and its KV cache is reused for all N
@@ -98,8 +103,10 @@ def logprobs_cmd(estimator_dir, bench_files, responses_files, reasoning_files, r
 
     if rpm_responses:
         _logprobs_many(estimator_dir, bench_files, reasoning_files, rpm_responses, out, batch_size, max_length,
-                       overlong, estimator_name, dtype, quiet, negatives, seed)
+                       overlong, estimator_name, dtype, quiet, negatives, seed, reuse_dir)
         return
+    if reuse_dir:
+        raise click.BadParameter("--reuse needs --rpm-responses (it reuses rows of golden + RPM files)")
     several = len(bench_files) > 1
     if several and subset:
         raise click.BadParameter("--subset names one subset; with several --bench-file it comes from the file names")
@@ -130,7 +137,7 @@ def logprobs_cmd(estimator_dir, bench_files, responses_files, reasoning_files, r
 
 
 def _logprobs_many(estimator_dir, bench_files, reasoning_files, rpm_responses, out, batch_size, max_length, overlong,
-                   estimator_name, dtype, quiet, negatives=None, seed=0):
+                   estimator_name, dtype, quiet, negatives=None, seed=0, reuse_dir=None):
     """`rpm logprobs --rpm-responses ...`: golden and every RPM per subset, one prompt pass each."""
     rpms = {}
     for item in rpm_responses:
@@ -148,13 +155,16 @@ def _logprobs_many(estimator_dir, bench_files, reasoning_files, rpm_responses, o
     for bench_file in bench_files:
         stem = Path(bench_file).stem
         targets = {label: (d / f"{stem}.jsonl", Path(out) / label / f"{stem}.npz") for label, d in rpms.items()}
-        dropped = compute_many(estimator_dir, bench_file, Path(out) / "golden" / f"{stem}.npz", targets,
+        reuse = reusable_files(reuse_dir, stem, rpms) if reuse_dir else None
+        golden_out = Path(out) / "golden" / f"{stem}.npz"
+        dropped = compute_many(estimator_dir, bench_file, golden_out, targets,
                                reasoning=reasoning.get(stem), batch_size=batch_size, max_length=max_length,
                                overlong=overlong, estimator_name=estimator_name, dtype=dtype,
-                               progress=not quiet, negatives=negatives, seed=seed, model=model, tok=tok)
+                               progress=not quiet, negatives=negatives, seed=seed, model=model, tok=tok, reuse=reuse)
         for d in dropped:
             click.echo(f"dropped sample {d.sample_id!r} of {stem}: {d.reason}", err=True)
-        click.echo(f"wrote {stem}: golden + {len(rpms)} RPMs to {out}")
+        reused = load(golden_out).meta.get("reused_rows", 0)
+        click.echo(f"wrote {stem}: golden + {len(rpms)} RPMs to {out} ({reused} rows reused)")
 
 
 @click.command("remi", context_settings=CONTEXT_SETTINGS)

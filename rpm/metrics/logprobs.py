@@ -22,6 +22,7 @@ from rpm.io import write_json
 from rpm.metrics import inputs
 from rpm.metrics.matrices import LogprobMatrices, Side, load, save
 from rpm.metrics.pairs import negative_plan, plan_from_mask
+from rpm.metrics.row_reuse import Reusable, estimator_identity, row_keys
 from rpm.runtime.load import load_model, load_tokenizer
 from rpm.runtime.scorer import Dropped, default_max_length, score_matrix_sets
 
@@ -173,13 +174,15 @@ def compute_many(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike
                  rpms: dict[str, tuple[str, str]], *, reasoning: str | os.PathLike | None = None, batch_size: int = 8,
                  max_length: int | None = None, overlong: str = "error", estimator_name: str | None = None,
                  dtype: str = "float32", progress: bool = True, negatives: int | None = None, seed: int = 0,
-                 model=None, tok=None) -> list[Dropped]:
+                 model=None, tok=None, reuse: Reusable | None = None) -> list[Dropped]:
     """Golden responses and every RPM's responses of one subset against each prompt's single KV cache.
 
     `rpms` maps an RPM label (e.g. "smollm2/sft") to (responses file, output .npz). Each prompt (x_i, r_i)
     is run once for all of them, so the golden matrix is computed once and shared by every RPM, and the
     prompt cost is paid once per subset instead of once per RPM. Writes `golden_out` (golden only) and one
-    file per RPM (golden + model), the same files `compute` writes one at a time.
+    file per RPM (golden + model), the same files `compute` writes one at a time. Every row's key is kept in
+    the meta (`row_keys`); with `reuse` (an earlier job's files of this subset) the rows it holds are copied,
+    not scored (rpm/metrics/row_reuse.py).
     """
     bench_file, estimator_dir = Path(bench_file), Path(estimator_dir)
     samples = read_jsonl(bench_file)
@@ -198,9 +201,23 @@ def compute_many(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike
     sets = {"golden": [inputs.scored_continuation(s.agent_golden_response, with_reasoning) for s in samples]}
     for label, rows in texts.items():
         sets[f"rpm:{label}"] = [inputs.scored_continuation(t, with_reasoning) for t in rows]
+    plan_of = _plan(negatives, seed, meta["subset"], None)
+    identity, seen = estimator_identity(estimator_dir), {}
+
+    def skip_rows(keep, plan):
+        seen["keep"], seen["plan"] = keep, plan
+        seen["keys"] = row_keys(identity, meta, prompts, sets, keep, plan)
+        seen["hits"] = reuse.hits(seen["keys"]) if reuse is not None else {}
+        return set(seen["hits"])
+
     result = score_matrix_sets(model, tok, prompts, sets, sample_ids=[s.sample_ID for s in samples],
                                batch_size=batch_size, max_length=max_length, overlong=overlong, entropy=True,
-                               progress=progress, column_plan=_plan(negatives, seed, meta["subset"], None))
+                               progress=progress, column_plan=plan_of, skip_rows=skip_rows)
+    if seen["hits"]:
+        for name, r in result.items():
+            reuse.fill(name, r.lp, r.entropy, seen["hits"], seen["plan"])
+        meta["reused_from"] = reuse.sources
+    meta["row_keys"], meta["reused_rows"] = seen["keys"], len(seen["hits"])
     first = result["golden"]
     if not first.sample_ids:
         raise LogprobsInputError(f"{bench_file}: every sample was dropped as over-long (max_length {max_length}); "

@@ -310,7 +310,8 @@ def score_matrix_sets(model, tok, prompts: Sequence[Sequence[dict]], continuatio
                       *, sample_ids: Sequence[str] | None = None, batch_size: int = 8,
                       max_length: int | None = None, overlong: str = "error", entropy: bool = False,
                       keep_token_logprobs: bool = False, progress: bool = False,
-                      column_plan: Callable[[list[int]], Sequence[Sequence[int]]] | None = None
+                      column_plan: Callable[[list[int]], Sequence[Sequence[int]]] | None = None,
+                      skip_rows: Callable[[list[int], list | None], set[int]] | None = None
                       ) -> dict[str, MatrixScores]:
     """score_matrix for several continuation sets (e.g. model and golden responses) at once.
 
@@ -318,6 +319,8 @@ def score_matrix_sets(model, tok, prompts: Sequence[Sequence[dict]], continuatio
     every returned matrix is over the same samples (R-EMI pairs model and golden MI per sample).
     `column_plan(kept input indices)` may name, per kept row, the kept columns to score (its own first):
     the others stay NaN (K sampled negatives, rpm/metrics/pairs.py). None: every pair.
+    `skip_rows(kept input indices, plan)` may name kept rows not to score (NaN, entropy 0): the caller fills
+    them from an earlier job (rpm/metrics/row_reuse.py).
     """
     import torch
     from tqdm.auto import tqdm
@@ -345,9 +348,11 @@ def score_matrix_sets(model, tok, prompts: Sequence[Sequence[dict]], continuatio
     if plan is not None and (len(plan) != n or any(not row or row[0] != a or not set(row) <= set(range(n))
                                                    for a, row in enumerate(plan))):
         raise ScoringError(f"a column plan names, for each of the {n} kept rows, kept columns with its own first")
+    skipped = set(skip_rows(list(keep), plan)) if skip_rows is not None else set()
 
     with torch.inference_mode():
-        for a in tqdm(range(n), desc="score matrix", unit="prompt", disable=not progress):
+        for a in tqdm([a for a in range(n) if a not in skipped], desc="score matrix", unit="prompt",
+                      disable=not progress):
             i = keep[a]
             p_ids = torch.tensor([enc.prompt_ids[i]], device=device)
             out = model(input_ids=p_ids, use_cache=True, logits_to_keep=1)

@@ -356,7 +356,7 @@ def remi_options(metric=None):
     return " ".join(options)
 
 
-def previous_severity_files(kind):
+def previous_severity_files(kind, ext="jsonl"):
     """The previous severity's `kind` files (none for the first): the nested severities reuse its rows."""
     order = [f"{float(s):g}" for s in sorted(config["sweep"]["severities"])]
 
@@ -365,11 +365,16 @@ def previous_severity_files(kind):
         if k == 0:
             return []
         return [
-            f"{SWEEP_DIR}/severity_{order[k - 1]}/{kind}/{s}.jsonl"
+            f"{SWEEP_DIR}/severity_{order[k - 1]}/{kind}/{s}.{ext}"
             for s in SWEEP_SUBSETS
         ]
 
     return files
+
+
+def reuse_dir_option(files):
+    """`--reuse DIR` for `rpm logprobs`: the folder above the previous severity's golden files (none: "")."""
+    return f"--reuse {os.path.dirname(os.path.dirname(files[0]))}" if files else ""
 
 
 def sweep_files(kind, ext="jsonl"):

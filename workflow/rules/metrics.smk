@@ -41,10 +41,12 @@ rule logprobs:
         dtype=config["precision"]["scoring"],
         negatives=negatives_option(config["metrics"]["negatives"]),
         seed=config["seed"],
+        reuse="",
     shell:
         "rpm logprobs --estimator {params.scorer} {params.inputs} --out {params.out_dir} "
         "--estimator-name {params.name} --batch-size {params.batch_size} --overlong {params.overlong} "
-        "{params.negatives} --seed {params.seed} --dtype {params.dtype} --threads {threads} --quiet > {log} 2>&1"
+        "{params.negatives} --seed {params.seed} {params.reuse} --dtype {params.dtype} --threads {threads} "
+        "--quiet > {log} 2>&1"
 
 
 # The cold-start estimator ("w/o CoRL") scores the golden responses only (Table 1's perplexity): no RPM, and

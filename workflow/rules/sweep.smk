@@ -60,13 +60,17 @@ use rule estimator_reason as sweep_reason with:
         reuse=lambda wildcards, input: repeat("--reuse", input.previous),
 
 
-# The CoRL estimator's log-prob matrices of the golden responses and the sweep's RPM at each severity.
+# The CoRL estimator's log-prob matrices of the golden responses and the sweep's RPM at each severity. Rows
+# whose prompt and scored continuations the previous severity left unchanged are copied from its files
+# (rpm/metrics/row_reuse.py): ID test at every severity, and unshifted samples with unshifted negatives.
 use rule logprobs as sweep_logprobs with:
     input:
         scorer=f"{EST_DIR}/coevolved",
         bench=sweep_files("bench"),
         reasoning=sweep_files("reasoning"),
         responses=sweep_files("responses"),
+        previous_golden=previous_severity_files("logprobs/golden", "npz"),
+        previous_rpm=previous_severity_files(f"logprobs/{SWEEP_RPM}", "npz"),
     output:
         golden=sweep_files("logprobs/golden", "npz"),
         rpms=sweep_files(f"logprobs/{SWEEP_RPM}", "npz"),
@@ -84,6 +88,7 @@ use rule logprobs as sweep_logprobs with:
         ),
         name="corl",
         negatives=negatives_option(SWEEP["negatives"]),
+        reuse=lambda wildcards, input: reuse_dir_option(input.previous_golden),
 
 
 rule sweep_bound:
