@@ -79,6 +79,11 @@ def test_sampled_negatives_reach_every_logprobs_job(tmp_path):
     main = [c for c in sampled if c not in sweep]
     assert len(sweep) == 3 and all("--negatives 5 --seed 0" in c for c in sweep)  # one per severity
     assert len(main) == 3 and all("--negatives 3 --seed 0" in c for c in main)  # golden's with each estimator
+    # Each severity's rows reuse the previous severity's files; the estimators' jobs have nothing to reuse.
+    reuse = {c.split("--out results/sweep/severity_")[1].split("/")[0]: c for c in sweep}
+    assert "--reuse" not in reuse["0"] and not any("--reuse" in c for c in main)
+    assert "--reuse results/sweep/severity_0/logprobs " in reuse["0.5"]
+    assert "--reuse results/sweep/severity_0.5/logprobs " in reuse["1"]
     assert not any("--negatives" in c for c in commands("sweep: {negatives: null}"))
 
 

@@ -9,7 +9,8 @@ Arrays (N = kept samples, in benchmark order):
     golden_ent     float64 (N,)    sum over golden_i's tokens of the estimator's next-token entropy
     model_lp, model_ntok, model_ent   the same for the RPM's responses (absent in a golden-only file)
     meta           str ()          JSON: subset, rpm, estimator, reasoning flag, prompt template,
-                                   source files, max_length, dtype, dropped samples with reasons
+                                   source files, max_length, dtype, dropped samples with reasons; with
+                                   --rpm-responses also row_keys and reused_rows (rpm/metrics/row_reuse.py)
 
 Keeping summed log-probs and token counts (not a normalised score) means any normalisation (per-token
 mean or sum), any pair scheme (all pairs or K sampled) and any subsample can be computed later.
