@@ -69,6 +69,24 @@ def test_roleplay_cli_on_a_model_against_itself(tmp_path, tiny_model_dir):
     claims = roleplay_claims(out)
     assert [c["verdict"] for c in claims if "close" in c["claim"]] == ["not shown (CI straddles the threshold)"]
     assert (tmp_path / "r.png").stat().st_size > 0
+    # The sweep's responses on its own samples join SFT's close check, not the distinct check.
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    raws = ["a </Agent Response>", "cut", "b </Agent Response>"]
+    (sweep / "user_de.jsonl").write_text("".join(json.dumps({"sample_ID": f"s{k}", "response": "a", "raw": raw}) + "\n"
+                                                 for k, raw in enumerate(raws)))
+    common = ["analyze", "roleplay", "--base", str(tiny_model_dir), "--sft", str(tiny_model_dir),
+              "--id-bench", str(tmp_path / "bench" / "id_test.jsonl"),
+              *[f"--responses={m}={tmp_path / m}" for m in ("sft", "da", "icl")],
+              "--out", str(out), "--figure", str(tmp_path / "r.png"), "--n-boot", "50"]
+    r = CliRunner().invoke(main, [*common, f"--close-extra=sft={sweep}"])
+    assert r.exit_code == 0, r.output
+    rows = {(x["check"], x["rpm"]): x for x in csv.DictReader(out.open())}
+    assert rows["close", "sft"]["n"] == str(len(ids) + 3) and "3 of them the sweep's" in rows["close", "sft"]["note"]
+    assert float(rows["close", "sft"]["estimate"]) == pytest.approx((len(ids) + 2) / (len(ids) + 3))
+    assert rows["close", "da"]["n"] == str(len(ids)) and ("distinct", "da = sft") in rows
+    r = CliRunner().invoke(main, [*common, f"--close-extra=rl={sweep}"])
+    assert r.exit_code != 0 and "no --responses for 'rl'" in r.output
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "id_test.jsonl").write_text(json.dumps({"sample_ID": ids[0], "response": "a"}) + "\n")

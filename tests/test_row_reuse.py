@@ -97,3 +97,16 @@ def test_nothing_is_reused_across_different_settings_and_reuse_is_refused_withou
     r = CliRunner().invoke(main, ["logprobs", "--estimator", str(tiny_model_dir), "--bench-file", str(b0),
                                   "--out", str(tmp_path / "y.npz"), "--reuse", str(tmp_path / "same")])
     assert r.exit_code != 0 and "--reuse needs --rpm-responses" in r.output
+
+
+def test_row_keys_follow_the_weights_not_the_directory_they_sit_in(tiny_model_dir, tmp_path):
+    # A results tree copied elsewhere (a resumed or relocated run) keeps its keys; other weights do not.
+    from rpm.metrics.row_reuse import estimator_identity
+    copy = tmp_path / "elsewhere" / tiny_model_dir.name
+    shutil.copytree(tiny_model_dir, copy)
+    assert estimator_identity(copy) == estimator_identity(tiny_model_dir)
+    weights = sorted(copy.glob("*.safetensors"))[0]
+    raw = bytearray(weights.read_bytes())
+    raw[-1] ^= 1
+    weights.write_bytes(bytes(raw))
+    assert estimator_identity(copy) != estimator_identity(tiny_model_dir)

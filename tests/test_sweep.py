@@ -1,6 +1,7 @@
 """The controlled-shift validation: collation of per-severity bound tables and Spearman per shift type."""
 
 import csv
+import math
 
 import pytest
 
@@ -101,6 +102,9 @@ def test_slopes_come_with_paired_bootstrap_cis_and_undefined_replicates_are_coun
     with open(tmp_path / "out/sweep.csv") as f:
         rows = list(csv.DictReader(f))
     assert all(float(r["d_component_ci_low"]) < float(r["d_component"]) + 0.2 for r in rows)
+    # Every number is written as a plain float (numpy 2's repr of np.float64 is "np.float64(x)").
+    assert all(math.isfinite(float(r[q])) for r in rows for q in ("d_component", "d_joint", "bound", "r_emid"))
+    assert all(math.isfinite(float(r["replicate_mean"])) for r in slopes.values())
     with pytest.raises(AnalysisInputError, match="replicates for severities"):
         write_sweep(runs, tmp_path / "x", {0.0: reps[0.0]})
 

@@ -51,6 +51,9 @@ def _responses(spec: str) -> tuple[str, list[dict]]:
               help="The ID-test subset (results/data/bench/id_test.jsonl): its golden targets are scored.")
 @click.option("--responses", "response_specs", multiple=True, required=True, metavar="LABEL=DIR",
               help="An RPM's responses folder ({subset}.jsonl, as `rpm generate` writes it); repeat per method.")
+@click.option("--close-extra", "extra_specs", multiple=True, metavar="LABEL=DIR",
+              help="More responses of RPM LABEL on other samples (the sweep's, on its own benchmark), counted in "
+                   "LABEL's close check only; the distinct check compares the --responses folders alone.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Output roleplay.csv: one row per check and RPM with its estimate, CI and verdict.")
 @click.option("--figure", "figures", multiple=True, required=True, type=click.Path(dir_okay=False),
@@ -60,7 +63,8 @@ def _responses(spec: str) -> tuple[str, list[dict]]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
 @dtype_option("scoring")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads.")
-def roleplay_cmd(base_dir, sft_dir, sft_label, id_bench, response_specs, out, figures, n_boot, seed, dtype, threads):
+def roleplay_cmd(base_dir, sft_dir, sft_label, id_bench, response_specs, extra_specs, out, figures, n_boot, seed,
+                 dtype, threads):
     """Do the RPMs role-play? The SFT RPM's log-prob gain on the ID-test golden targets over its base
     (>= 0.5 nats/token), the share of each RPM's responses closing the response tag (>= 90% for SFT), and
     whether any two methods answered identically. Each with its CI and a met / not met / undecided verdict."""
@@ -75,8 +79,16 @@ def roleplay_cmd(base_dir, sft_dir, sft_label, id_bench, response_specs, out, fi
     responses = dict(_responses(spec) for spec in response_specs)
     if sft_label not in responses:
         raise click.BadParameter(f"no --responses for the SFT RPM label {sft_label!r}", param_hint="--sft-label")
+    extra = {}
+    for spec in extra_specs:
+        label, rs = _responses(spec)
+        if label not in responses:
+            raise click.BadParameter(f"{spec!r}: no --responses for {label!r} to add them to",
+                                     param_hint="--close-extra")
+        extra.setdefault(label, []).extend({**r, "key": f"{spec.partition('=')[2]}/{r['key']}"} for r in rs)
     rows = [gain_row(per_model["base"], per_model["sft"], sft_label, n_boot=n_boot, seed=seed)]
-    rows += [close_row(r, label) for label, r in responses.items()]
+    rows += [close_row(r + extra.get(label, []), label, extra=len(extra.get(label, [])))
+             for label, r in responses.items()]
     rows += distinct_rows({label: {r["key"]: r["response"] for r in rs} for label, rs in responses.items()})
     write_csv(out, rows, ROLEPLAY_COLUMNS)
     save_figure(roleplay_figure(rows), figures)

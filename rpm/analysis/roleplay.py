@@ -1,12 +1,13 @@
 """Do the RPMs role-play? The three checks the report prints before any metric of their responses.
 
     gain     the SFT RPM raises the mean per-token log-prob of the ID-test golden responses (the Table 21
-             target, "<Agent Response>\\n...\\n</Agent Response>", under the Table 21 prompt) over its base
+             target, "<Agent Response>\n...\n</Agent Response>", under the Table 21 prompt) over its base
              model by at least 0.5 nats; the per-sample differences are paired, the CI is a seeded bootstrap
-             over samples.
-    close    at least 90% of the SFT RPM's responses (every subset) close the response tag, i.e. generation
-             stopped at "</Agent Response>" rather than at the token limit; the CI is Clopper-Pearson's exact
-             interval. Reported for every method, required of SFT.
+             over samples. With a sweep the workflow scores the sweep's ID test (sweep.n_per_subset samples,
+             the main ID test's among them, the same training split): a few samples cannot decide it.
+    close    at least 90% of the SFT RPM's responses (every subset, and the sweep's where the run has one)
+             close the response tag, i.e. generation stopped at "</Agent Response>" rather than at the token
+             limit; the CI is Clopper-Pearson's exact interval. Reported for every method, required of SFT.
     distinct no two methods answered every sample identically; a pair that did is named, with how many of
              its responses are equal.
 
@@ -60,7 +61,8 @@ def gain_row(base_lp: np.ndarray, sft_lp: np.ndarray, rpm: str, *, n_boot: int, 
             "note": f"base {np.mean(base_lp):.3f}, RPM {np.mean(sft_lp):.3f} nats/token on the ID-test golden targets"}
 
 
-def close_row(rows: list[dict], rpm: str, confidence: float = 0.95) -> dict:
+def close_row(rows: list[dict], rpm: str, confidence: float = 0.95, extra: int = 0) -> dict:
+    """`extra`: how many of `rows` are responses on other samples than the other RPMs' (the sweep's)."""
     from scipy.stats import binomtest
 
     n = len(rows)
@@ -68,9 +70,11 @@ def close_row(rows: list[dict], rpm: str, confidence: float = 0.95) -> dict:
         raise RpmInputError(f"{rpm}: no responses to check for the closing tag")
     closed = sum(CLOSE_TAG in (r.get("raw") or "") for r in rows)
     ci = binomtest(closed, n).proportion_ci(confidence_level=confidence, method="exact")
+    whose = f" ({extra} of them the sweep's)" if extra else ""
     return {"check": "close", "rpm": rpm, "estimate": closed / n, "ci_low": float(ci.low), "ci_high": float(ci.high),
             "threshold": CLOSE_SHARE, "n": n, "verdict": _verdict(ci.low, ci.high, CLOSE_SHARE),
-            "note": f"{closed} of {n} responses end with {CLOSE_TAG}; the rest stopped without it (token limit or EOS)"}
+            "note": f"{closed} of {n} responses end with {CLOSE_TAG}{whose}; the rest stopped without it (token limit "
+                    "or EOS)"}
 
 
 def distinct_rows(responses: dict[str, dict[str, str]]) -> list[dict]:

@@ -28,14 +28,19 @@ SETTINGS = ("reasoning", "prompt", "dtype", "max_length", "negatives", "pair_see
 
 
 def estimator_identity(estimator_dir: str | Path) -> str:
-    """SHA-256 over the estimator's adapter weights and its base directory's name (a prepared base is never
-    rewritten in place; a retrained adapter changes the key)."""
+    """SHA-256 over the estimator's weights and its base directory's name, never its location: a results tree
+    copied or moved elsewhere keeps its keys (a prepared base is never rewritten in place; a retrained adapter
+    changes the key). A plain model directory (no adapter manifest) is keyed by its own weight files."""
     h = hashlib.sha256()
     manifest = read_adapter_manifest(estimator_dir)
     if manifest is None:
-        h.update(str(Path(estimator_dir).resolve()).encode("utf-8"))
+        weights = sorted(Path(estimator_dir).glob("*.safetensors"))
+        # No local weights: a hub id, which names the same weights wherever the job runs.
+        h.update((Path(estimator_dir).resolve().name if weights else str(estimator_dir)).encode("utf-8"))
+        for f in weights:
+            h.update(f.read_bytes())
         return h.hexdigest()
-    h.update(str(Path(manifest["base"]).resolve()).encode("utf-8"))
+    h.update(Path(manifest["base"]).name.encode("utf-8"))
     for adapter in manifest["chain"]:
         for f in sorted(Path(adapter).glob("*.safetensors")):
             h.update(f.read_bytes())

@@ -73,8 +73,11 @@ def write_csv(path: str | os.PathLike, rows: Sequence[dict], columns: Sequence[s
 
 
 def _fmt(v):
-    if isinstance(v, float):
-        return "" if math.isnan(v) else repr(v)
+    # float() first: numpy 2 writes repr(np.float64(x)) as "np.float64(x)", which no CSV reader parses.
+    if isinstance(v, (float, np.floating)):
+        return "" if math.isnan(v) else repr(float(v))
+    if isinstance(v, np.integer):
+        return int(v)
     return v
 
 

@@ -203,9 +203,9 @@ rule analysis_control:
 # no two methods answering alike (rpm/analysis/roleplay.py).
 rule analysis_roleplay:
     input:
+        unpack(roleplay_inputs),
         base=f"results/models/{ROLEPLAY_BASE}",
         sft=f"{RPM_DIR}/{ROLEPLAY_BASE}/sft/model",
-        id_bench=f"{BENCH_DIR}/id_test.jsonl",
         responses=[
             f
             for method in config["rpm"]["methods"]
@@ -223,12 +223,13 @@ rule analysis_roleplay:
             f"--responses {method}={RPM_DIR}/{ROLEPLAY_BASE}/{method}/responses"
             for method in config["rpm"]["methods"]
         ),
+        extra=roleplay_extra,
         figures=figure_options,
         boot=ANALYSIS_BOOT,
         dtype=config["precision"]["scoring"],
     shell:
         "rpm analyze roleplay --base {input.base} --sft {input.sft} --id-bench {input.id_bench} "
-        "{params.responses} --out {output.csv} {params.figures} {params.boot} --dtype {params.dtype} "
+        "{params.responses} {params.extra} --out {output.csv} {params.figures} {params.boot} --dtype {params.dtype} "
         "--threads {threads} > {log} 2>&1"
 
 

@@ -57,6 +57,28 @@ def summary_inputs(wildcards):
     return inputs
 
 
+def roleplay_inputs(wildcards):
+    """The role-play checks' samples. With the sweep, its lowest severity's ID test (sweep.n_per_subset samples,
+    the run's 4 among them; the same training split) is scored for the gain, and the sweep RPM's responses there
+    join that RPM's close check: at 4 ID-test samples neither check can decide its threshold.
+    """
+    inputs = {"id_bench": f"{BENCH_DIR}/id_test.jsonl"}
+    if config["sweep"]["enabled"] and config["benchmark"]["source"] == "synth":
+        low = f"{float(min(config['sweep']['severities'])):g}"
+        inputs["id_bench"] = f"{SWEEP_DIR}/severity_{low}/bench/id_test.jsonl"
+        inputs["sweep_responses"] = [
+            f"{SWEEP_DIR}/severity_{low}/responses/{s}.jsonl" for s in SWEEP_SUBSETS
+        ]
+    return inputs
+
+
+def roleplay_extra(wildcards, input):
+    if "sweep_responses" not in input.keys():
+        return ""
+    folder = os.path.dirname(input.sweep_responses[0])
+    return f"--close-extra {config['sweep']['method']}={folder}"
+
+
 def summary_options(wildcards, input):
     if "spearman" not in input.keys():
         return ""
