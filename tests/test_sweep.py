@@ -105,6 +105,11 @@ def test_slopes_come_with_paired_bootstrap_cis_and_undefined_replicates_are_coun
     # Every number is written as a plain float (numpy 2's repr of np.float64 is "np.float64(x)").
     assert all(math.isfinite(float(r[q])) for r in rows for q in ("d_component", "d_joint", "bound", "r_emid"))
     assert all(math.isfinite(float(r["replicate_mean"])) for r in slopes.values())
+    # The summary says when a slope lies outside its percentile interval (the character shift here), and only then.
+    from rpm.analysis.summary import slope_claims
+    flagged = {c["claim"].split(" (")[0] for c in slope_claims(tmp_path / "out/sweep_slopes.csv")
+               if "outside its percentile CI" in c["claim"]}
+    assert "character shift" in flagged and "user shift" not in flagged
     with pytest.raises(AnalysisInputError, match="replicates for severities"):
         write_sweep(runs, tmp_path / "x", {0.0: reps[0.0]})
 

@@ -26,13 +26,13 @@ from rpm.metrics.tables import write_csv
 from rpm.runtime.load import load_model, load_tokenizer, set_threads
 
 
-def _responses(spec: str) -> tuple[str, list[dict]]:
+def _responses(spec: str, option: str = "--responses") -> tuple[str, list[dict]]:
     """LABEL=DIR -> (label, rows {key: subset/sample_ID, response, raw}) from every {subset}.jsonl in DIR."""
     label, sep, folder = spec.partition("=")
     files = sorted(Path(folder).glob("*.jsonl")) if sep else []
     if not label or not files:
         raise click.BadParameter(f"{spec!r}: expected LABEL=DIR with {{subset}}.jsonl response files",
-                                 param_hint="--responses")
+                                 param_hint=option)
     rows = []
     for f in files:
         raws = read_text_rows(f, "raw")
@@ -81,11 +81,11 @@ def roleplay_cmd(base_dir, sft_dir, sft_label, id_bench, response_specs, extra_s
         raise click.BadParameter(f"no --responses for the SFT RPM label {sft_label!r}", param_hint="--sft-label")
     extra = {}
     for spec in extra_specs:
-        label, rs = _responses(spec)
+        label, rs = _responses(spec, "--close-extra")
         if label not in responses:
             raise click.BadParameter(f"{spec!r}: no --responses for {label!r} to add them to",
                                      param_hint="--close-extra")
-        extra.setdefault(label, []).extend({**r, "key": f"{spec.partition('=')[2]}/{r['key']}"} for r in rs)
+        extra.setdefault(label, []).extend(rs)
     rows = [gain_row(per_model["base"], per_model["sft"], sft_label, n_boot=n_boot, seed=seed)]
     rows += [close_row(r + extra.get(label, []), label, extra=len(extra.get(label, [])))
              for label, r in responses.items()]

@@ -69,7 +69,7 @@ def slope_claims(slopes_csv) -> list[dict]:
         lo, hi, slope = _f(r["ci_low"]), _f(r["ci_high"]), _f(r["slope"])
         # A plug-in divergence's resamples are biased (README, "Sweep intervals"): say so where it shows.
         outside = (f"; the slope lies outside its percentile CI, whose resamples average {_f(r['replicate_mean']):.3g}"
-                   if not lo <= slope <= hi else "")
+                   if math.isfinite(lo) and math.isfinite(hi) and not lo <= slope <= hi else "")
         rows.append(_row("sweep", f"{r['shift']} shift ({r['subset']}): {_name(r)} "
                          f"rises with severity (slope over {r['severities']}; {r['undefined_replicates']} undefined "
                          f"replicates{outside})", slope, lo, hi, math.nan, r["n_target"], lo > 0, str(slopes_csv)))

@@ -59,8 +59,8 @@ def summary_inputs(wildcards):
 
 def roleplay_inputs(wildcards):
     """The role-play checks' samples. With the sweep, its lowest severity's ID test (sweep.n_per_subset samples,
-    the run's 4 among them; the same training split) is scored for the gain, and the sweep RPM's responses there
-    join that RPM's close check: at 4 ID-test samples neither check can decide its threshold.
+    the run's ID test among them; the same training split) is scored for the gain, and the sweep RPM's responses there
+    join that RPM's close check: the run's few ID-test samples cannot decide either threshold.
     """
     inputs = {"id_bench": f"{BENCH_DIR}/id_test.jsonl"}
     if config["sweep"]["enabled"] and config["benchmark"]["source"] == "synth":
