@@ -110,3 +110,31 @@ def test_row_keys_follow_the_weights_not_the_directory_they_sit_in(tiny_model_di
     raw[-1] ^= 1
     weights.write_bytes(bytes(raw))
     assert estimator_identity(copy) != estimator_identity(tiny_model_dir)
+
+
+def test_a_subset_repeating_an_earlier_subsets_texts_is_copied_within_the_job(tiny_model_dir, tmp_path):
+    # Severity 0 of the sweep: the OOD subsets share their bases, so they hold the same texts under other IDs.
+    bench = tmp_path / "bench"
+    synth(bench, SynthConfig(n_train=2, n_per_subset=N, seed=5, severity={"user": 0, "character": 0, "dialogue": 0}))
+    resp = tmp_path / "responses"
+    resp.mkdir()
+    files = [bench / "user_de.jsonl", bench / "char_literature.jsonl"]
+    for f in files:
+        write_jsonl(resp / f.name, [{"sample_ID": s.sample_ID, "response": f"answer {k}"}
+                                    for k, s in enumerate(read_jsonl(f))])
+    both = ["--bench-file", str(files[0]), "--bench-file", str(files[1])]
+    r = CliRunner().invoke(main, ["logprobs", "--estimator", str(tiny_model_dir), *both, "--rpm-responses",
+                                  f"tiny/sft={resp}", "--out", str(tmp_path / "job"), "--quiet", "--negatives",
+                                  str(K), "--seed", str(SEED)])
+    assert r.exit_code == 0, r.output
+    _run(tiny_model_dir, files[1], resp, tmp_path / "alone", "--negatives", str(K))
+    first, second = (load(tmp_path / "job" / "tiny/sft" / f"{f.stem}.npz") for f in files)
+    alone = load(tmp_path / "alone" / "tiny/sft" / "char_literature.npz")
+    assert first.meta["reused_rows"] == 0 and second.meta["reused_rows"] == N, r.output
+    assert second.meta["reused_from"][0].endswith("golden/user_de.npz")
+    assert second.sample_ids == alone.sample_ids != first.sample_ids
+    for side in ("golden", "model"):
+        a, b = getattr(second, side), getattr(alone, side)
+        assert (np.isnan(a.lp) == np.isnan(b.lp)).all()
+        np.testing.assert_allclose(np.nan_to_num(a.lp), np.nan_to_num(b.lp), atol=1e-3)
+        np.testing.assert_allclose(a.ent, b.ent, atol=1e-3)

@@ -232,7 +232,8 @@ def test_nested_severities_reuse_the_unchanged_samples_generations(work, sft_dir
         for r0, r5 in zip(rows0[f], rows5[f]):
             assert r0["input_sha256"] == r5["input_sha256"] or "reused_from" not in r5
             if "reused_from" in r5:
-                assert r5["response"] == r0["response"] and r5["reused_from"].endswith(f)
+                # The first earlier row with that input (the OOD subsets share their bases: maybe another file's).
+                assert r5["response"] == r0["response"] and r5["reused_from"].startswith(str(tmp_path / "r0"))
     dec = Decoding(max_new_tokens=6, stop=None)
     r_first = reason_files(sft_dir, [tmp_path / "s0.0" / f for f in files], tmp_path / "q0", dec, progress=False)
     r_next = reason_files(sft_dir, [tmp_path / "s0.5" / f for f in files], tmp_path / "q5", dec, progress=False,
@@ -242,3 +243,39 @@ def test_nested_severities_reuse_the_unchanged_samples_generations(work, sft_dir
     r_other = reason_files(sft_dir, [tmp_path / "s0.5" / f for f in files], tmp_path / "q7", other, progress=False,
                            reuse=[out for out, _ in r_first])
     assert not any("reused_from" in r for _, rows in r_other for r in rows)
+
+
+def test_inputs_repeated_within_a_job_are_generated_once(work, sft_dir, tmp_path, monkeypatch):
+    """At severity 0 the OOD subsets hold the same texts (shared bases): `rpm generate` and `rpm reason` give
+    each distinct prompt one generation and copy it to every subset that repeats it."""
+    import rpm.estimator.train as estimator_train
+    import rpm.train.respond as respond
+    from rpm.runtime.generate import Decoding
+
+    synth(tmp_path / "s0", SynthConfig(n_train=6, n_per_subset=4, seed=0,
+                                       severity={"user": 0.0, "character": 0.0, "dialogue": 0.0}))
+    files = [tmp_path / "s0" / f for f in ("id_test.jsonl", "user_de.jsonl", "dial_turn.jsonl")]
+    asked = []
+
+    def spy(real):
+        def counted(model, tok, message_lists, *args, **kwargs):
+            asked.append(len(message_lists))
+            return real(model, tok, message_lists, *args, **kwargs)
+        return counted
+
+    monkeypatch.setattr(respond, "generate_texts", spy(respond.generate_texts))
+    r = CliRunner().invoke(main, ["generate", "--model", str(sft_dir), "--max-new-tokens", "6",
+                                  *[f"--bench-file={f}" for f in files], "--out-dir", str(tmp_path / "r")])
+    assert r.exit_code == 0, r.output
+    assert asked == [8]                              # id_test's 4 and the shared bases' 4, not 12
+    rows = {f.name: [json.loads(x) for x in (tmp_path / "r" / f.name).read_text().splitlines()] for f in files}
+    assert [x["response"] for x in rows["user_de.jsonl"]] == [x["response"] for x in rows["dial_turn.jsonl"]]
+    assert [x["sample_ID"] for x in rows["dial_turn.jsonl"]] == [s.sample_ID for s in read_jsonl(files[2])]
+
+    asked.clear()
+    monkeypatch.setattr(estimator_train, "generate_texts", spy(estimator_train.generate_texts))
+    written = estimator_train.reason_files(sft_dir, files, tmp_path / "q", Decoding(max_new_tokens=6, stop=None),
+                                           progress=False)
+    assert asked == [8]
+    by = {out.name: out_rows for out, out_rows in written}
+    assert [x["thought"] for x in by["user_de.jsonl"]] == [x["thought"] for x in by["dial_turn.jsonl"]]

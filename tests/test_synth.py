@@ -190,6 +190,23 @@ def test_severities_are_nested_and_unshifted_samples_identical(seed, n):
             before = shifted
 
 
+@pytest.mark.parametrize("seed,n", [(0, 4), (2, 16)])
+def test_ood_subsets_share_their_bases_so_severity_0_is_one_set_of_texts(seed, n):
+    zero = synthesize(SynthConfig(n_train=8, n_per_subset=n, seed=seed,
+                                  severity={"user": 0.0, "character": 0.0, "dialogue": 0.0}), SEEDS)
+    full = synthesize(SynthConfig(n_train=8, n_per_subset=n, seed=seed), SEEDS)
+    ood = [name for name in zero if name not in ("train", "id_test")]
+
+    def text(x):
+        return (*x.prompt_fields().values(), x.agent_golden_response)
+
+    for name in ood:
+        assert [text(x) for x in zero[name]] == [text(x) for x in zero[ood[0]]], name
+        assert not {text(x) for x in zero[name]} & {text(x) for x in zero["id_test"]}
+    # Fully shifted, the subsets differ from the base and from one another (each its own shift).
+    assert len({tuple(text(x) for x in full[name]) for name in ood}) == len(ood)
+
+
 def _sentences(text: str) -> list[str]:
     return [t for t in re.split(r"(?<=[.!?])\s+", text) if len(t) >= 20]
 

@@ -10,7 +10,7 @@ question (which estimator tracks the response distribution) asked a second way.
 Nothing is scored again: a planted response is a golden response, so the planted matrix is the golden
 matrix with its columns permuted, lp_planted[i, j] = lp_golden[i, c(j)] (c(j) = the sample whose golden
 reply j answers with), the same token counts permuted alike. The planted set is nested in f (one fixed
-order per subset, the first round(f * n) samples answer with another's reply) and seeded by the config's
+order for each subset size, the first round(f * n) samples answer with another's reply) and seeded by the config's
 seed. The bootstrap resamples the samples of each subset with one seed per subset, the same at every f
 (so the curve's replicates are paired), and the slope is the least-squares slope over f of the mean R-EMI
 over subsets, replicate by replicate; a subset's undefined replicate (every draw one sample) is left out

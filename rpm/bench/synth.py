@@ -17,7 +17,8 @@ really shifted; the rest are drawn exactly like ID test samples. Severity 0 make
 distributed like ID test; 1 (the default) is the paper's fully shifted subset. Severities are nested:
 each OOD sample is a fixed base and a fixed shifted version of it, and raising the severity only
 switches more samples to their shifted version (`synthesize`), so a sweep over it compares the same
-samples and knows the true ordering of shift magnitudes. No line of a golden response appears in its
+samples and knows the true ordering of shift magnitudes. The OOD subsets share their bases: sample i of
+user_de, char_literature and dial_turn shift the same ID-like sample. No line of a golden response appears in its
 own sample's context (the turn-level composition's earlier reply uses other lines of the voice).
 """
 
@@ -295,15 +296,20 @@ def synthesize(cfg: SynthConfig, seeds: Seeds | None = None) -> dict[str, list[S
 
     files["train"] = [make("IDTrain", None, parts(*draw())) for _ in range(cfg.n_train)]
     files["id_test"] = [make("IDTest", None, parts(*draw())) for _ in range(cfg.n_per_subset)]
+    # One list of bases for every OOD subset: sample i of each subset is a shift of the same base, so the
+    # shift types are compared on paired samples, and at severity 0 every OOD subset holds the same texts
+    # (work on them is done once: the jobs share rows by input, rpm/runtime/reuse.py).
+    bases = []
+    for _ in range(cfg.n_per_subset):
+        p, ch, d = draw()
+        bases.append((p, ch, d, parts(p, ch, d)))
     for name in BENCH_FILES[2:]:
         sub = subset(name)
         order = rng.sample(range(cfg.n_per_subset), cfg.n_per_subset)   # the fixed shifting order
         on = set(order[:round(cfg.severity[sub.shift] * cfg.n_per_subset)])
         tag = f"{sub.tag}-Fictional" if sub.shift == "character" else sub.tag
         rows = []
-        for i in range(cfg.n_per_subset):
-            p, ch, d = draw()
-            base = parts(p, ch, d)
+        for i, (p, ch, d, base) in enumerate(bases):
             version = shifted(name, sub.shift, p, ch, d, base)
             rows.append(make(sub.split, tag, version if i in on else base))
         files[name] = rows

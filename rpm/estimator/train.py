@@ -23,7 +23,7 @@ from rpm.metrics.inputs import scored_continuation, scorer_messages
 from rpm.runtime.generate import Decoding, generate_texts
 from rpm.runtime.load import ADAPTER_MANIFEST, load_model, load_rpm, load_tokenizer, read_manifest
 from rpm.runtime.precision import dtype_of
-from rpm.runtime.reuse import input_sha256, read_reusable, split_reused
+from rpm.runtime.reuse import distinct, input_sha256, read_reusable, split_reused
 from rpm.train import trainers
 from rpm.train.methods import read_rows
 from rpm.train.respond import adapter_hash
@@ -92,12 +92,14 @@ def reason_files(reasoner: str | Path, bench_files, out_dir: str | Path, dec: De
     keys = [input_sha256(f"{adapter_hash(manifest['chain'])}:{manifest['base']}", dec, reasoning_messages(s))
             for s in everyone]
     hits, todo = split_reused(keys, read_reusable(reuse))
+    unique, source = distinct(keys, todo)
     fresh = {}
-    if todo:
+    if unique:
         if model is None:
             model, tok, _ = load_rpm(reasoner, dtype)
-        fresh = dict(zip(todo, reason_texts(reasoner, [everyone[k] for k in todo], dec, model=model, tok=tok,
-                                            progress=progress)))
+        traces = dict(zip(unique, reason_texts(reasoner, [everyone[k] for k in unique], dec, model=model, tok=tok,
+                                               progress=progress)))
+        fresh = {k: traces[source[k]] for k in todo}
     written, k = [], 0
     for f, samples in subsets:
         rows = []

@@ -11,7 +11,7 @@ from rpm.metrics.bound import parse_sizes
 from rpm.metrics.logprobs import compute, compute_many, describe, write_report
 from rpm.metrics.matrices import load
 from rpm.metrics.mi import MIConfig
-from rpm.metrics.row_reuse import reusable_files
+from rpm.metrics.row_reuse import Reusable, reusable_files
 from rpm.metrics.tables import (
     BOUND_COLUMNS,
     DIVERGENCE_COLUMNS,
@@ -152,15 +152,17 @@ def _logprobs_many(estimator_dir, bench_files, reasoning_files, rpm_responses, o
         raise click.BadParameter(f"no --reasoning file for subset(s) {missing}")
     model, tok = load_model(estimator_dir, dtype=dtype), load_tokenizer(estimator_dir)
     model.eval()
+    written = []   # this job's files so far: a row repeated in a later subset is copied, not scored again
     for bench_file in bench_files:
         stem = Path(bench_file).stem
         targets = {label: (d / f"{stem}.jsonl", Path(out) / label / f"{stem}.npz") for label, d in rpms.items()}
-        reuse = reusable_files(reuse_dir, stem, rpms) if reuse_dir else None
+        reuse = ([reusable_files(reuse_dir, stem, rpms)] if reuse_dir else []) + written
         golden_out = Path(out) / "golden" / f"{stem}.npz"
         dropped = compute_many(estimator_dir, bench_file, golden_out, targets,
                                reasoning=reasoning.get(stem), batch_size=batch_size, max_length=max_length,
                                overlong=overlong, estimator_name=estimator_name, dtype=dtype,
                                progress=not quiet, negatives=negatives, seed=seed, model=model, tok=tok, reuse=reuse)
+        written.append(Reusable(golden_out, {label: npz for label, (_, npz) in targets.items()}))
         for d in dropped:
             click.echo(f"dropped sample {d.sample_id!r} of {stem}: {d.reason}", err=True)
         reused = load(golden_out).meta.get("reused_rows", 0)

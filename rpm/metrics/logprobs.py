@@ -174,15 +174,16 @@ def compute_many(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike
                  rpms: dict[str, tuple[str, str]], *, reasoning: str | os.PathLike | None = None, batch_size: int = 8,
                  max_length: int | None = None, overlong: str = "error", estimator_name: str | None = None,
                  dtype: str = "float32", progress: bool = True, negatives: int | None = None, seed: int = 0,
-                 model=None, tok=None, reuse: Reusable | None = None) -> list[Dropped]:
+                 model=None, tok=None, reuse: Reusable | list[Reusable] | None = None) -> list[Dropped]:
     """Golden responses and every RPM's responses of one subset against each prompt's single KV cache.
 
     `rpms` maps an RPM label (e.g. "smollm2/sft") to (responses file, output .npz). Each prompt (x_i, r_i)
     is run once for all of them, so the golden matrix is computed once and shared by every RPM, and the
     prompt cost is paid once per subset instead of once per RPM. Writes `golden_out` (golden only) and one
     file per RPM (golden + model), the same files `compute` writes one at a time. Every row's key is kept in
-    the meta (`row_keys`); with `reuse` (an earlier job's files of this subset) the rows it holds are copied,
-    not scored (rpm/metrics/row_reuse.py).
+    the meta (`row_keys`); with `reuse` (files written earlier: an earlier job's of this subset, this job's of
+    the subsets before it) the rows they hold are copied, not scored (rpm/metrics/row_reuse.py); the first
+    source holding a row gives it.
     """
     bench_file, estimator_dir = Path(bench_file), Path(estimator_dir)
     samples = read_jsonl(bench_file)
@@ -204,20 +205,28 @@ def compute_many(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike
     plan_of = _plan(negatives, seed, meta["subset"], None)
     identity, seen = estimator_identity(estimator_dir), {}
 
+    sources = [] if reuse is None else [reuse] if isinstance(reuse, Reusable) else list(reuse)
+
     def skip_rows(keep, plan):
         seen["keep"], seen["plan"] = keep, plan
         seen["keys"] = row_keys(identity, meta, prompts, sets, keep, plan)
-        seen["hits"] = reuse.hits(seen["keys"]) if reuse is not None else {}
-        return set(seen["hits"])
+        seen["hits"], taken = [], set()
+        for source in sources:
+            hits = {a: old for a, old in source.hits(seen["keys"]).items() if a not in taken}
+            taken |= set(hits)
+            seen["hits"].append(hits)
+        return taken
 
     result = score_matrix_sets(model, tok, prompts, sets, sample_ids=[s.sample_ID for s in samples],
                                batch_size=batch_size, max_length=max_length, overlong=overlong, entropy=True,
                                progress=progress, column_plan=plan_of, skip_rows=skip_rows)
-    if seen["hits"]:
+    used = [(source, hits) for source, hits in zip(sources, seen["hits"]) if hits]
+    for source, hits in used:
         for name, r in result.items():
-            reuse.fill(name, r.lp, r.entropy, seen["hits"], seen["plan"])
-        meta["reused_from"] = reuse.sources
-    meta["row_keys"], meta["reused_rows"] = seen["keys"], len(seen["hits"])
+            source.fill(name, r.lp, r.entropy, hits, seen["plan"])
+    if used:
+        meta["reused_from"] = [f for source, _ in used for f in source.sources]
+    meta["row_keys"], meta["reused_rows"] = seen["keys"], sum(len(hits) for _, hits in used)
     first = result["golden"]
     if not first.sample_ids:
         raise LogprobsInputError(f"{bench_file}: every sample was dropped as over-long (max_length {max_length}); "

@@ -4,7 +4,9 @@ A generated row records `input_sha256`: the SHA-256 of the model's identity (its
 the decoding settings and the exact chat messages. A later job given earlier rows (`--reuse FILE`) copies
 the row of every sample whose key it already holds and generates only the others, so a sweep over nested
 severities generates each distinct sample once: an unshifted sample is byte-identical at every severity and
-so is its prompt. A reused row says where it came from (`reused_from`). Greedy decoding in a different batch
+so is its prompt. A reused row says where it came from (`reused_from`). Within one job, inputs that occur
+more than once (the OOD subsets share their bases, so at severity 0 they hold the same texts) are generated
+once and the result is copied to each position (`distinct`). Greedy decoding in a different batch
 can differ in the last bits of its arithmetic; a reused row is the output of the same model, settings and
 prompt, generated in another batch.
 """
@@ -43,3 +45,11 @@ def split_reused(keys: list[str], reusable: dict[str, dict]) -> tuple[dict[int, 
     """({position: reused row}, positions to generate) for the inputs' keys."""
     hits = {k: reusable[key] for k, key in enumerate(keys) if key in reusable}
     return hits, [k for k in range(len(keys)) if k not in hits]
+
+
+def distinct(keys: list[str], todo: list[int]) -> tuple[list[int], dict[int, int]]:
+    """(the positions of `todo` to generate: the first of each key, {every position of todo: the position
+    generated for it})."""
+    first: dict[str, int] = {}
+    source = {k: first.setdefault(keys[k], k) for k in todo}
+    return list(first.values()), source

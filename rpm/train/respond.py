@@ -18,7 +18,7 @@ from rpm.bench.load import read_jsonl
 from rpm.runtime.embed import load_embedder
 from rpm.runtime.generate import Decoding, generate_texts, generate_texts_vllm
 from rpm.runtime.load import load_rpm, read_manifest
-from rpm.runtime.reuse import input_sha256, read_reusable, split_reused
+from rpm.runtime.reuse import distinct, input_sha256, read_reusable, split_reused
 from rpm.train.formats import parse_generation, rpm_messages
 from rpm.train.icl import icl_messages, input_texts, neighbours
 
@@ -71,14 +71,16 @@ def generate_for_subsets(model_dir: str, bench_files, dec: Decoding, backend: st
     messages = [m for _, samples in subsets for m in _messages(samples, manifest, model_dir)]
     keys = [input_sha256(f"{chain_hash}:{manifest['base']}", dec, m) for m in messages]
     hits, todo = split_reused(keys, read_reusable(reuse))
-    todo_messages = [messages[k] for k in todo]
+    unique, source = distinct(keys, todo)
+    todo_messages = [messages[k] for k in unique]
     if not todo_messages:
         fresh = []
     elif merged:
         fresh = [o[0] for o in generate_texts_vllm(merged, tok, todo_messages, dec)]
     else:
         fresh = [o[0] for o in generate_texts(model, tok, todo_messages, dec, desc=f"generate {manifest['method']}")]
-    raws = dict(zip(todo, fresh))
+    generated = dict(zip(unique, fresh))
+    raws = {k: generated[source[k]] for k in todo}
     start = 0
     for bench_file, samples in subsets:
         span = range(start, start + len(samples))

@@ -48,6 +48,15 @@ config_checks.fill_entry_defaults(config)
 validate_config(config)
 
 
+# ---------------------------------------------------------------- scheduling
+
+# Job priorities (Snakemake runs the ready job of highest priority first). The longest chain of the run is
+# teacher -> estimator cold start -> co-evolution -> the sweep's reasoning -> log-probs (each severity reuses
+# the one before) -> bounds -> summary; its jobs go first, so it never waits behind a job off that chain while
+# the other core works through everything else. The SFT RPM and the sweep's generations feed the same chain.
+CRITICAL_PATH = 20
+FEEDS_CRITICAL_PATH = 10
+
 # ---------------------------------------------------------------- paths between stages
 
 BENCH_DIR = "results/data/bench"

@@ -12,6 +12,7 @@ rule estimator_coldstart:
         f"{LOGS}/estimator_coldstart/{{module}}.log",
     benchmark:
         f"{BENCHMARKS}/estimator_coldstart/{{module}}.tsv"
+    priority: CRITICAL_PATH
     threads: config["compute"]["threads"]
     resources:
         **compute_resources(),
@@ -43,6 +44,7 @@ if config["estimator"]["source"] == "coevolve":
             f"{LOGS}/estimator_coevolve.log",
         benchmark:
             f"{BENCHMARKS}/estimator_coevolve.tsv"
+        priority: CRITICAL_PATH
         threads: config["compute"]["threads"]
         resources:
             **compute_resources(),

@@ -13,6 +13,7 @@ rule teacher:
         server=f"{LOGS}/teacher/{{task}}.server.log",
     benchmark:
         f"{BENCHMARKS}/teacher/{{task}}.tsv"
+    priority: CRITICAL_PATH
     threads: config["compute"]["threads"]
     resources:
         **compute_resources(),
@@ -47,6 +48,7 @@ rule rpm_train:
         f"{LOGS}/rpm_train/{{base}}/{{method}}.log",
     benchmark:
         f"{BENCHMARKS}/rpm_train/{{base}}/{{method}}.tsv"
+    priority: FEEDS_CRITICAL_PATH
     threads: config["compute"]["threads"]
     resources:
         **compute_resources(),

@@ -37,6 +37,7 @@ use rule rpm_generate as sweep_generate with:
         f"{LOGS}/sweep/generate_{{severity}}.log",
     benchmark:
         f"{BENCHMARKS}/sweep/generate_{{severity}}.tsv"
+    priority: FEEDS_CRITICAL_PATH
     params:
         backend="transformers",
         max_new_tokens=max_new_tokens(SWEEP["method"]),
@@ -55,6 +56,7 @@ use rule estimator_reason as sweep_reason with:
         f"{LOGS}/sweep/reason_{{severity}}.log",
     benchmark:
         f"{BENCHMARKS}/sweep/reason_{{severity}}.tsv"
+    priority: CRITICAL_PATH
     params:
         reasoner=REASONER["corl"],
         reuse=lambda wildcards, input: repeat("--reuse", input.previous),
@@ -81,6 +83,7 @@ use rule logprobs as sweep_logprobs with:
     # In place of logprobs' constraint on {variant}, which these paths do not have (the global one).
     wildcard_constraints:
         severity=r"[0-9.]+",
+    priority: CRITICAL_PATH
     params:
         scorer=SCORER["corl"],
         inputs=lambda wildcards, input: logprobs_inputs(
@@ -101,6 +104,7 @@ rule sweep_bound:
         replicates=f"{SWEEP_DIR}/severity_{{severity}}/bound_replicates.npz",
     log:
         f"{LOGS}/sweep/bound_{{severity}}.log",
+    priority: CRITICAL_PATH
     threads: config["compute"]["threads"]
     params:
         bench_dir=lambda wildcards, input: os.path.dirname(input.bench[0]),
@@ -153,6 +157,7 @@ rule sweep_summary:
         ),
     log:
         f"{LOGS}/sweep/summary.log",
+    priority: CRITICAL_PATH
     params:
         runs=lambda wildcards, input: " ".join(
             f"--run {sev}={path} --replicates {sev}={reps}"
