@@ -37,6 +37,15 @@ def test_close_share_uses_the_raw_generation_and_an_exact_interval():
         close_row([], "sft")
 
 
+def test_one_generation_copied_to_several_subsets_counts_once_in_the_close_share():
+    own = [{"raw": "a </Agent Response>", "input": f"k{i}"} for i in range(8)]
+    sweep = [{"raw": "cut", "input": "s0"}] * 3 + [{"raw": "b </Agent Response>", "input": "s1"}] * 3
+    r = close_row(own + sweep, "sft", extra=len(sweep))
+    assert r["n"] == 10 and r["estimate"] == pytest.approx(9 / 10)
+    assert "(2 of them the sweep's) after 4 copies of one input were counted once" in r["note"]
+    assert close_row([{"raw": "cut"}] * 4, "sft")["n"] == 4          # rows without an input key stay distinct
+
+
 def test_identical_methods_are_named():
     a = {"id/1": "x", "id/2": "y"}
     rows = distinct_rows({"sft": a, "da": dict(a), "dpo": {"id/1": "x", "id/2": "z"}})

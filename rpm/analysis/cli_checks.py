@@ -27,7 +27,8 @@ from rpm.runtime.load import load_model, load_tokenizer, set_threads
 
 
 def _responses(spec: str, option: str = "--responses") -> tuple[str, list[dict]]:
-    """LABEL=DIR -> (label, rows {key: subset/sample_ID, response, raw}) from every {subset}.jsonl in DIR."""
+    """LABEL=DIR -> (label, rows {key: subset/sample_ID, response, raw, input}) from every {subset}.jsonl in DIR
+    (`input`: the row's input_sha256, None where the file has none)."""
     label, sep, folder = spec.partition("=")
     files = sorted(Path(folder).glob("*.jsonl")) if sep else []
     if not label or not files:
@@ -35,8 +36,8 @@ def _responses(spec: str, option: str = "--responses") -> tuple[str, list[dict]]
                                  param_hint=option)
     rows = []
     for f in files:
-        raws = read_text_rows(f, "raw")
-        rows += [{"key": f"{f.stem}/{sid}", "response": r.text, "raw": raws[sid].text}
+        raws = read_text_rows(f, "raw", tag="input_sha256")
+        rows += [{"key": f"{f.stem}/{sid}", "response": r.text, "raw": raws[sid].text, "input": raws[sid].tag}
                  for sid, r in read_text_rows(f, "response").items()]
     return label, rows
 

@@ -62,15 +62,23 @@ def gain_row(base_lp: np.ndarray, sft_lp: np.ndarray, rpm: str, *, n_boot: int, 
 
 
 def close_row(rows: list[dict], rpm: str, confidence: float = 0.95, extra: int = 0) -> dict:
-    """`extra`: how many of `rows` are responses on other samples than the other RPMs' (the sweep's)."""
+    """`extra`: how many of `rows` are responses on other samples than the other RPMs' (the sweep's). Rows with
+    the same `input` (one generation copied to several subsets: the sweep's shared bases) count once."""
     from scipy.stats import binomtest
 
-    n = len(rows)
-    if n == 0:
+    if not rows:
         raise RpmInputError(f"{rpm}: no responses to check for the closing tag")
-    closed = sum(CLOSE_TAG in (r.get("raw") or "") for r in rows)
+    first: dict = {}
+    for k, r in enumerate(rows):
+        first.setdefault(r.get("input") or ("row", k), k)
+    kept = sorted(first.values())
+    n, repeated = len(kept), len(rows) - len(kept)
+    closed = sum(CLOSE_TAG in (rows[k].get("raw") or "") for k in kept)
     ci = binomtest(closed, n).proportion_ci(confidence_level=confidence, method="exact")
-    whose = f" ({extra} of them the sweep's)" if extra else ""
+    extra_kept = sum(k >= len(rows) - extra for k in kept) if extra else 0
+    whose = f" ({extra_kept} of them the sweep's)" if extra else ""
+    if repeated:
+        whose += f" after {repeated} copies of one input were counted once"
     return {"check": "close", "rpm": rpm, "estimate": closed / n, "ci_low": float(ci.low), "ci_high": float(ci.high),
             "threshold": CLOSE_SHARE, "n": n, "verdict": _verdict(ci.low, ci.high, CLOSE_SHARE),
             "note": f"{closed} of {n} responses end with {CLOSE_TAG}{whose}; the rest stopped without it (token limit "
