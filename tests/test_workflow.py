@@ -160,8 +160,9 @@ def test_a_second_run_with_the_same_seed_gives_identical_metric_tables(smoke_run
 @pytest.mark.slow
 def test_smoke_metric_tables_equal_the_stored_reference_run(smoke_run):
     """The smoke DAG's metric tables equal tests/fixtures/smoke_metrics/ (within float32 rounding), the tables of the
-    smoke run of session 5's nested, leak-free synthetic benchmark with the divergence nulls and the
-    boot_undefined column (replaced then, as every number moved; before: commit 4642b29's). A change that
+    smoke run of the synthetic benchmark whose OOD subsets share their bases (0dd02a0: every sample of an OOD
+    subset moved, so every number did; before: session 5's nested, leak-free benchmark with the divergence nulls
+    and the boot_undefined column, and before that commit 4642b29's). A change that
     is meant to move a number (a new estimator setting, a new sampler) replaces these files in the same
     commit and says why; any other difference is a regression."""
     import csv
