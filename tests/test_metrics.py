@@ -248,6 +248,53 @@ def test_jsd_null_pooled_and_paired():
         jsd_null(same_p, same_q[:3], permutations=5, seed=0, paired=True)
 
 
+@pytest.mark.parametrize("n_p, n_q, dim", [(12, 10, 6), (5, 4, 32), (40, 30, 6)])
+def test_bootstrap_replicates_as_weights_equal_the_bound_on_resampled_rows(n_p, n_q, dim):
+    """bound_replicates weighs each sample by its draw count (one stacked decomposition); it must give what
+    bound_for gives on the drawn rows, replicate by replicate, through both the Gram route (fewer used
+    samples than dimensions) and the d x d route (more), with the same replicates left undefined."""
+    from rpm.metrics.mi import MIConfig, subset_seed
+
+    def data(name, n, seed):
+        d = _subset_data(name, n, seed)
+        rng = np.random.default_rng(seed + 7)
+        wide = lambda: rng.normal(size=(n, dim))  # noqa: E731
+        return B.SubsetData(name, {z: wide() + (name != "id_test") * (z == "user_persona") for z in d.inputs},
+                            wide(), wide(), d.matrices)
+
+    p, q = data("id_test", n_p, 0), data("user_de", n_q, 1)
+    reps = B.bound_replicates(p, q, MIConfig(seed=0), 60)
+    draw_p = np.random.default_rng([*subset_seed(0, p.name), 1]).integers(0, n_p, size=(60, n_p))
+    draw_q = np.random.default_rng([*subset_seed(0, q.name), 1]).integers(0, n_q, size=(60, n_q))
+    for b in range(60):
+        if len(set(draw_p[b])) < 2 or len(set(draw_q[b])) < 2:
+            assert np.isnan(reps["bound"][b]) and np.isnan(reps["d_user"][b])
+            continue
+        bnd, joint = B.bound_for(p.take(draw_p[b]), q.take(draw_q[b]))
+        for k in ("d_user", "d_character", "d_dialogue", "bound"):
+            assert reps[k][b] == pytest.approx(getattr(bnd, k), abs=1e-10)
+        assert reps["d_joint"][b] == pytest.approx(joint, abs=1e-10)
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_the_stacked_permutation_null_equals_one_split_at_a_time(paired):
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(9, 5))
+    c = rng.normal(size=(9 if paired else 7, 5)) + 0.3
+    t = jsd_null(a, c, permutations=40, seed=5, paired=paired)
+    r, pooled, values = np.random.default_rng(5), np.vstack([a, c]), []
+    for _ in range(40):
+        if paired:
+            swap = r.random(len(a)) < 0.5
+            values.append(representation_jsd(np.where(swap[:, None], c, a), np.where(swap[:, None], a, c)))
+        else:
+            order = r.permutation(len(pooled))
+            values.append(representation_jsd(pooled[order[:len(a)]], pooled[order[len(a):]]))
+    values = np.array(values)
+    assert t.null_mean == pytest.approx(values.mean(), abs=1e-12)
+    assert t.p == (1 + int((values >= t.value - 1e-12).sum())) / 41
+
+
 # ------------------------------------------------------------------ perplexity
 
 

@@ -52,7 +52,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from rpm.core.errors import RpmInputError
-from rpm.metrics.divergence import jsd_null, representation_jsd
+from rpm.metrics.divergence import jsd_null, jsd_of_weights, representation_jsd, unit_rows
 from rpm.metrics.inputs import COMPONENTS
 from rpm.metrics.matrices import LogprobMatrices, Side
 from rpm.metrics.mi import MIConfig, remi, subset_seed
@@ -91,7 +91,14 @@ def theorem_3_4(d_user: float, d_character: float, d_dialogue: float, h_hat: flo
     shift = SQRT_2_3 * h_hat * sum_sqrt_d
     output = 8.0 * delta ** 0.25
     return Bound(d_user, d_character, d_dialogue, h_hat, delta_p, delta_q, delta, sum_sqrt_d,
-                 shift, output, shift + output, scale_adjusted(d_user, d_character, d_dialogue, delta_p, delta_q))
+                 shift, output, theorem_3_4_value(d_user, d_character, d_dialogue, h_hat, delta_p, delta_q),
+                 scale_adjusted(d_user, d_character, d_dialogue, delta_p, delta_q))
+
+
+def theorem_3_4_value(d_user, d_character, d_dialogue, h_hat, delta_p, delta_q):
+    """The bound alone, elementwise on arrays of terms (bootstrap replicates) or on floats."""
+    return (SQRT_2_3 * h_hat * (np.sqrt(d_user) + np.sqrt(d_character) + np.sqrt(d_dialogue))
+            + 8.0 * (delta_p + delta_q) ** 0.25)
 
 
 def scale_adjusted(d_user: float, d_character: float, d_dialogue: float, delta_p: float, delta_q: float) -> float:
@@ -192,13 +199,33 @@ def bound_replicates(p: SubsetData, q: SubsetData, cfg: MIConfig, n_boot: int) -
     out["r_emid"] = rp - rq
     draw_p = np.random.default_rng([*subset_seed(cfg.seed, p.name), 1]).integers(0, p.n, size=(n_boot, p.n))
     draw_q = np.random.default_rng([*subset_seed(cfg.seed, q.name), 1]).integers(0, q.n, size=(n_boot, q.n))
-    for b in range(n_boot):
-        if len(np.unique(draw_p[b])) < 2 or len(np.unique(draw_q[b])) < 2:
-            continue        # one sample drawn n times: no distribution to compare
-        bnd, joint = bound_for(p.take(draw_p[b]), q.take(draw_q[b]), cfg.normalization)
-        for k in ("d_user", "d_character", "d_dialogue", "bound"):
-            out[k][b] = getattr(bnd, k)
-        out["d_joint"][b] = joint if joint is not None else np.nan
+    # One sample drawn n times has no distribution to compare: that replicate stays NaN.
+    ok = np.array([len(np.unique(a)) > 1 and len(np.unique(b)) > 1 for a, b in zip(draw_p, draw_q)])
+    if not ok.any():
+        return out
+    # Each draw as weights over the samples (a sample drawn k times weighs k/n): the divergences of every
+    # replicate at once (divergence.jsd_of_weights), equal to bound_for on the resampled rows.
+    wp = np.stack([np.bincount(a, minlength=p.n) for a in draw_p[ok]]) / p.n
+    wq = np.stack([np.bincount(b, minlength=q.n) for b in draw_q[ok]]) / q.n
+    zp, zq = np.zeros_like(wp), np.zeros_like(wq)
+
+    def between(a, c, w_a, w_c, z_a, z_c):      # sets a (weights w_a) and c (w_c), pooled as [a; c]
+        return jsd_of_weights(np.vstack([unit_rows(a), unit_rows(c)]), np.hstack([w_a, z_c]), np.hstack([z_a, w_c]))
+
+    d = {z: between(p.inputs[z], q.inputs[z], wp, wq, zp, zq) for z in COMPONENTS}
+    delta_p = between(p.model_responses, p.golden_responses, wp, wp, zp, zp)
+    delta_q = between(q.model_responses, q.golden_responses, wq, wq, zq, zq)
+    per_p = predictive_entropy(p.matrices.golden, cfg.normalization) + predictive_entropy(p.matrices.model,
+                                                                                          cfg.normalization)
+    per_q = predictive_entropy(q.matrices.golden, cfg.normalization) + predictive_entropy(q.matrices.model,
+                                                                                          cfg.normalization)
+    h = np.maximum(per_p[draw_p[ok]].max(axis=1), per_q[draw_q[ok]].max(axis=1))
+    out["d_user"][ok], out["d_character"][ok] = d["user_persona"], d["agent_character"]
+    out["d_dialogue"][ok] = d["dialogue_context"]
+    out["bound"][ok] = theorem_3_4_value(d["user_persona"], d["agent_character"], d["dialogue_context"], h,
+                                         delta_p, delta_q)
+    if "joint" in p.inputs and "joint" in q.inputs:
+        out["d_joint"][ok] = between(p.inputs["joint"], q.inputs["joint"], wp, wq, zp, zq)
     return out
 
 

@@ -12,7 +12,8 @@ The estimate (as the EMID authors, Oh et al. 2025, compute it)
 
 Computed from Gram matrices: rho = A^T A with A the unit rows scaled by 1/sqrt(n) shares its non-zero eigenvalues with
 the n x n matrix A A^T, so the eigen-decomposition is over the samples or the embedding dimension, whichever
-is smaller.
+is smaller. A bootstrap draw or a permutation split is a weighting of one pooled row set (`jsd_of_weights`),
+so a null's or a bootstrap's replicates are decomposed in one stacked call, each over the samples it uses.
 
 Its null (`jsd_null`): D_JS of two finite samples of one distribution is not 0 (two draws of 4 ID
 dialogues give ~0.5), so every estimate is reported beside a permutation null from the same samples. Two
@@ -39,7 +40,7 @@ from rpm.runtime.embed import Embedder
 
 def density_matrix(emb: np.ndarray) -> np.ndarray:
     """Trace-1 second-moment matrix of L2-normalised rows."""
-    e = _unit_rows(emb)
+    e = unit_rows(emb)
     rho = e.T @ e
     return rho / np.trace(rho)
 
@@ -52,7 +53,7 @@ def von_neumann_entropy(rho: np.ndarray) -> float:
     return float(-(lam * np.log(lam)).sum())
 
 
-def _unit_rows(emb: np.ndarray) -> np.ndarray:
+def unit_rows(emb: np.ndarray) -> np.ndarray:
     e = np.asarray(emb, dtype=np.float64)
     if e.ndim != 2 or e.shape[0] == 0:
         raise RpmInputError(f"expected a non-empty (n, d) embedding matrix, got shape {e.shape}")
@@ -62,26 +63,65 @@ def _unit_rows(emb: np.ndarray) -> np.ndarray:
     return e / norms
 
 
-def _entropy_of_rows(a: np.ndarray) -> float:
-    """Von Neumann entropy of A^T A (trace 1), from the eigenvalues of whichever of A A^T and A^T A is smaller
-    (they share their non-zero eigenvalues)."""
-    gram = a @ a.T if a.shape[0] <= a.shape[1] else a.T @ a
-    lam = np.linalg.eigvalsh((gram + gram.T) / 2)
-    lam = lam[lam > 1e-12]
-    lam = lam / lam.sum()
-    return float(-(lam * np.log(lam)).sum())
+def weighted_entropies(units: np.ndarray, weights: np.ndarray, gram: np.ndarray | None = None) -> np.ndarray:
+    """Von Neumann entropy of rho_w = sum_i w_i u_i u_i^T for each row w of `weights` (B, n; each sums to 1).
+
+    Bootstrap draws, permutation splits and the mixture of two sets are all such weightings of one pooled
+    row set, so every replicate is one row of `weights` and all of them go to LAPACK as one stacked call.
+    rho_w = A^T A with A's rows sqrt(w_i) u_i, whose non-zero eigenvalues are those of A A^T =
+    W^1/2 G W^1/2 (G = the Gram matrix of the unit rows): only the rows a weighting uses enter, so a
+    bootstrap draw (~63% distinct samples) decomposes a matrix of its distinct samples, not of its n draws;
+    when more rows are used than the embedding has dimensions, the d x d matrix A^T A is smaller and used."""
+    w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    rows, inverse = np.unique(w, axis=0, return_inverse=True)    # e.g. a permutation null's one mixture
+    used = rows > 0
+    m = int(used.sum(axis=1).max())
+    out = np.empty(len(rows))
+    for start in range(0, len(rows), _BATCH):
+        block, mask = rows[start:start + _BATCH], used[start:start + _BATCH]
+        if m <= units.shape[1]:
+            g = units @ units.T if gram is None else gram
+            support = np.argsort(~mask, axis=1, kind="stable")[:, :m]        # used rows first, then padding
+            root = np.sqrt(np.take_along_axis(block, support, axis=1))      # padding has weight 0: zero rows
+            mats = g[support[:, :, None], support[:, None, :]] * root[:, :, None] * root[:, None, :]
+        else:
+            mats = np.einsum("bi,id,ie->bde", block, units, units, optimize=True)
+        lam = np.linalg.eigvalsh(mats)
+        keep = lam > 1e-12      # eigenvalues at or below round-off are 0 log 0 = 0
+        lam = np.where(keep, lam, 0.0)
+        lam = lam / lam.sum(axis=1, keepdims=True)
+        out[start:start + _BATCH] = -np.where(keep, lam * np.log(np.where(keep, lam, 1.0)), 0.0).sum(axis=1)
+    return out[inverse.reshape(-1)]
+
+
+_BATCH = 256    # weightings decomposed per LAPACK call: bounds the stacked matrices' memory
+
+
+def jsd_of_weights(units: np.ndarray, wa: np.ndarray, wc: np.ndarray, gram: np.ndarray | None = None) -> np.ndarray:
+    """D_JS between the weightings wa and wc (rows of (B, n), each summing to 1) of one unit row set:
+    H((rho_a + rho_c) / 2) - (H(rho_a) + H(rho_c)) / 2, one value per row."""
+    if gram is None and len(units) <= units.shape[1]:
+        gram = units @ units.T
+    value = weighted_entropies(units, (wa + wc) / 2, gram) - (
+        weighted_entropies(units, wa, gram) + weighted_entropies(units, wc, gram)) / 2
+    # Round-off can leave a tiny negative (identical sets) or a hair above log 2.
+    return np.clip(value, 0.0, math.log(2))
+
+
+def split_weights(n_a: int, n_c: int) -> tuple[np.ndarray, np.ndarray]:
+    """The uniform weightings of the first n_a and the last n_c rows of a pooled set, as (1, n) rows."""
+    wa, wc = np.zeros((1, n_a + n_c)), np.zeros((1, n_a + n_c))
+    wa[0, :n_a], wc[0, n_a:] = 1.0 / n_a, 1.0 / n_c
+    return wa, wc
 
 
 def _jsd_units(up: np.ndarray, uq: np.ndarray) -> float:
-    a, b = up / math.sqrt(len(up)), uq / math.sqrt(len(uq))
-    value = _entropy_of_rows(np.vstack([a, b]) / math.sqrt(2)) - (_entropy_of_rows(a) + _entropy_of_rows(b)) / 2
-    # Round-off can leave a tiny negative (identical sets) or a hair above log 2.
-    return float(min(max(value, 0.0), math.log(2)))
+    return float(jsd_of_weights(np.vstack([up, uq]), *split_weights(len(up), len(uq)))[0])
 
 
 def representation_jsd(emb_p: np.ndarray, emb_q: np.ndarray) -> float:
     """D_JS between the embedding sets P and Q, in nats (0 <= D_JS <= log 2)."""
-    up, uq = _unit_rows(emb_p), _unit_rows(emb_q)
+    up, uq = unit_rows(emb_p), unit_rows(emb_q)
     if up.shape[1] != uq.shape[1]:
         raise RpmInputError(f"embedding dimensions differ: {up.shape[1]} vs {uq.shape[1]}")
     return _jsd_units(up, uq)
@@ -99,7 +139,7 @@ class NullTest:
 
 def jsd_null(emb_p: np.ndarray, emb_q: np.ndarray, *, permutations: int, seed: int, paired: bool = False) -> NullTest:
     """D_JS(P, Q) and its permutation null (module docstring): pooled and re-split, or swapped within pairs."""
-    up, uq = _unit_rows(emb_p), _unit_rows(emb_q)
+    up, uq = unit_rows(emb_p), unit_rows(emb_q)
     if up.shape[1] != uq.shape[1]:
         raise RpmInputError(f"embedding dimensions differ: {up.shape[1]} vs {uq.shape[1]}")
     if paired and len(up) != len(uq):
@@ -108,16 +148,18 @@ def jsd_null(emb_p: np.ndarray, emb_q: np.ndarray, *, permutations: int, seed: i
         raise RpmInputError("permutations must be >= 1")
     value = _jsd_units(up, uq)
     rng = np.random.default_rng(seed)
-    pooled, n_p = np.vstack([up, uq]), len(up)
-    null = np.empty(permutations)
-    for b in range(permutations):
-        if paired:
+    n_p, n_q = len(up), len(uq)
+    wa, wc = np.zeros((permutations, n_p + n_q)), np.zeros((permutations, n_p + n_q))
+    for b in range(permutations):      # the draws in the order of one loop per permutation
+        if paired:      # pooled rows: P's then Q's; each pair's members swapped when `swap`
             swap = rng.random(n_p) < 0.5
-            a, c = np.where(swap[:, None], uq, up), np.where(swap[:, None], up, uq)
+            a = np.where(swap, np.arange(n_p) + n_p, np.arange(n_p))
+            c = np.where(swap, np.arange(n_p), np.arange(n_p) + n_p)
         else:
-            order = rng.permutation(len(pooled))
-            a, c = pooled[order[:n_p]], pooled[order[n_p:]]
-        null[b] = _jsd_units(a, c)
+            order = rng.permutation(n_p + n_q)
+            a, c = order[:n_p], order[n_p:]
+        wa[b, a], wc[b, c] = 1.0 / n_p, 1.0 / n_q
+    null = jsd_of_weights(np.vstack([up, uq]), wa, wc)
     p = (1 + int((null >= value - 1e-12).sum())) / (1 + permutations)
     return NullTest(value, float(null.mean()), float(p), permutations)
 
