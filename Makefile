@@ -52,7 +52,7 @@ check: install
 	$(BIN)/snakefmt --check Snakefile workflow
 
 test: install test-deps check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # Plans the paper-scale DAG without running anything (no network needed).
 dryrun-paper: install

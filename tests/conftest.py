@@ -24,6 +24,21 @@ settings.register_profile("rpm-thorough", settings.get_profile("rpm"), max_examp
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "rpm"))
 
 
+# `make test` runs the suite on two pytest-xdist workers (`--dist loadgroup`). A session fixture is built once
+# per worker, so the tests that share one expensive or exclusive thing go to one worker: every test of the
+# finished smoke run (built once, and re-entered by Snakemake, which locks its directory) and every test of
+# the real SLURM cluster (one slurmctld on this machine).
+SHARED_FIXTURE_GROUPS = {"smoke_run": "smoke-run", "cluster": "slurm-cluster"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for fixture, group in SHARED_FIXTURE_GROUPS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
+
+
 @pytest.fixture(scope="session")
 def paper_records() -> list[dict]:
     """The four records printed in the paper (Tables 8, 10, 11)."""
