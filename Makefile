@@ -52,7 +52,7 @@ check: install
 	$(BIN)/snakefmt --check Snakefile workflow
 
 test: install test-deps check
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadscope --no-loadscope-reorder
 
 # Plans the paper-scale DAG without running anything (no network needed).
 dryrun-paper: install

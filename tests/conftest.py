@@ -1,3 +1,5 @@
+import ast
+import functools
 import json
 import os
 from pathlib import Path
@@ -24,19 +26,47 @@ settings.register_profile("rpm-thorough", settings.get_profile("rpm"), max_examp
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "rpm"))
 
 
-# `make test` runs the suite on two pytest-xdist workers (`--dist loadgroup`). A session fixture is built once
-# per worker, so the tests that share one expensive or exclusive thing go to one worker: every test of the
-# finished smoke run (built once, and re-entered by Snakemake, which locks its directory) and every test of
-# the real SLURM cluster (one slurmctld on this machine).
+# `make test` runs the suite on two pytest-xdist workers (`--dist loadscope`): each module runs whole on one
+# worker, in file order (module-scoped fixtures such as a loopback llama.cpp server start once), except the
+# tests that share one expensive or exclusive thing, which form one unit across modules: every test of the
+# finished smoke run (a session fixture, built once per worker that asks for it, in a directory Snakemake
+# locks) and every test of the real SLURM cluster (one slurmctld on this machine). The scheduler sees only
+# test ids, so a test's fixtures are read from its file (`shared_fixture_groups`).
 SHARED_FIXTURE_GROUPS = {"smoke_run": "smoke-run", "cluster": "slurm-cluster"}
 
 
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        for fixture, group in SHARED_FIXTURE_GROUPS.items():
-            if fixture in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
+@functools.lru_cache(maxsize=None)
+def shared_fixture_groups(path: Path) -> dict[str, str]:
+    """{function name: group} for the functions of a test file that take a SHARED_FIXTURE_GROUPS fixture,
+    directly or through fixtures and helpers defined in the same file."""
+    if not path.is_file():
+        return {}
+    funcs = {n.name: {a.arg for a in n.args.args} for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(n, ast.FunctionDef)}
+    known = dict(SHARED_FIXTURE_GROUPS)
+    changed = True
+    while changed:
+        changed = False
+        for name, args in funcs.items():
+            group = next((known[a] for a in sorted(args) if a in known), None)
+            if group and name not in known:
+                known[name], changed = group, True
+    return {name: known[name] for name in funcs if name in known}
+
+
+@pytest.hookimpl(optionalhook=True)     # a pytest-xdist hook: absent without the plugin
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path, _, rest = nodeid.partition("::")
+            name = rest.split("::")[-1].split("[")[0]
+            return shared_fixture_groups(config.rootpath / path).get(name) or super()._split_scope(nodeid)
+
+    return SharedFixtureScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
