@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -174,7 +175,7 @@ def compute_many(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike
                  rpms: dict[str, tuple[str, str]], *, reasoning: str | os.PathLike | None = None, batch_size: int = 8,
                  max_length: int | None = None, overlong: str = "error", estimator_name: str | None = None,
                  dtype: str = "float32", progress: bool = True, negatives: int | None = None, seed: int = 0,
-                 model=None, tok=None, reuse: Reusable | list[Reusable] | None = None) -> list[Dropped]:
+                 model=None, tok=None, reuse: Sequence[Reusable] = ()) -> list[Dropped]:
     """Golden responses and every RPM's responses of one subset against each prompt's single KV cache.
 
     `rpms` maps an RPM label (e.g. "smollm2/sft") to (responses file, output .npz). Each prompt (x_i, r_i)
@@ -205,7 +206,7 @@ def compute_many(estimator_dir: str | os.PathLike, bench_file: str | os.PathLike
     plan_of = _plan(negatives, seed, meta["subset"], None)
     identity, seen = estimator_identity(estimator_dir), {}
 
-    sources = [] if reuse is None else [reuse] if isinstance(reuse, Reusable) else list(reuse)
+    sources = list(reuse)
 
     def skip_rows(keep, plan):
         seen["keep"], seen["plan"] = keep, plan
