@@ -104,6 +104,8 @@ rule sweep_bound:
         replicates=f"{SWEEP_DIR}/severity_{{severity}}/bound_replicates.npz",
     log:
         f"{LOGS}/sweep/bound_{{severity}}.log",
+    benchmark:
+        f"{BENCHMARKS}/sweep/bound_{{severity}}.tsv"
     priority: CRITICAL_PATH
     threads: config["compute"]["threads"]
     params:
