@@ -160,7 +160,7 @@ def test_a_second_run_with_the_same_seed_gives_identical_metric_tables(tmp_path)
         second = rows(tmp_path / f"results/metrics/{table}.csv")
         assert second and expected, table
         assert len(second) == len(expected) and all(_same_row(g, e) for g, e in zip(second, expected)), (
-            f"{table}.csv differs between two runs with the same seed")
+            f"{table}.csv of a second run with the same seed differs from the stored reference run")
 
 
 @pytest.mark.slow

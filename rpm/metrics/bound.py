@@ -86,19 +86,16 @@ def theorem_3_4(d_user: float, d_character: float, d_dialogue: float, h_hat: flo
                     ("h_hat", h_hat), ("delta_p", delta_p), ("delta_q", delta_q)):
         if not (v >= 0 and math.isfinite(v)):
             raise RpmInputError(f"{name} must be a finite non-negative number, got {v!r}")
-    sum_sqrt_d = math.sqrt(d_user) + math.sqrt(d_character) + math.sqrt(d_dialogue)
-    delta = delta_p + delta_q
-    shift = SQRT_2_3 * h_hat * sum_sqrt_d
-    output = 8.0 * delta ** 0.25
-    return Bound(d_user, d_character, d_dialogue, h_hat, delta_p, delta_q, delta, sum_sqrt_d,
-                 shift, output, theorem_3_4_value(d_user, d_character, d_dialogue, h_hat, delta_p, delta_q),
-                 scale_adjusted(d_user, d_character, d_dialogue, delta_p, delta_q))
+    shift, output = shift_and_output_terms(d_user, d_character, d_dialogue, h_hat, delta_p, delta_q)
+    return Bound(d_user, d_character, d_dialogue, h_hat, delta_p, delta_q, delta_p + delta_q,
+                 math.sqrt(d_user) + math.sqrt(d_character) + math.sqrt(d_dialogue), float(shift), float(output),
+                 float(shift + output), scale_adjusted(d_user, d_character, d_dialogue, delta_p, delta_q))
 
 
-def theorem_3_4_value(d_user, d_character, d_dialogue, h_hat, delta_p, delta_q):
-    """The bound alone, elementwise on arrays of terms (bootstrap replicates) or on floats."""
-    return (SQRT_2_3 * h_hat * (np.sqrt(d_user) + np.sqrt(d_character) + np.sqrt(d_dialogue))
-            + 8.0 * (delta_p + delta_q) ** 0.25)
+def shift_and_output_terms(d_user, d_character, d_dialogue, h_hat, delta_p, delta_q):
+    """The theorem's two terms, elementwise: on floats (theorem_3_4) or on arrays of bootstrap replicates."""
+    shift = SQRT_2_3 * h_hat * (np.sqrt(d_user) + np.sqrt(d_character) + np.sqrt(d_dialogue))
+    return shift, 8.0 * (delta_p + delta_q) ** 0.25
 
 
 def scale_adjusted(d_user: float, d_character: float, d_dialogue: float, delta_p: float, delta_q: float) -> float:
@@ -121,13 +118,15 @@ def predictive_entropy(side: Side, normalization: str = "mean") -> np.ndarray:
 
 def h_hat(sides: Iterable[LogprobMatrices], normalization: str = "mean") -> float:
     """max over every sample of (entropy along the golden response + entropy along the RPM's response)."""
-    best = -math.inf
-    for m in sides:
-        if m.model is None:
-            raise RpmInputError(f"{m.path or 'log-prob file'}: holds no model responses; H_hat needs both")
-        per = predictive_entropy(m.golden, normalization) + predictive_entropy(m.model, normalization)
-        best = max(best, float(per.max()))
-    return best
+    return max(float(sample_entropy_sums(m, normalization).max()) for m in sides)
+
+
+def sample_entropy_sums(m: LogprobMatrices, normalization: str = "mean") -> np.ndarray:
+    """Per sample: the entropy along its golden response plus the entropy along the RPM's (H_hat's max runs
+    over these)."""
+    if m.model is None:
+        raise RpmInputError(f"{m.path or 'log-prob file'}: holds no model responses; H_hat needs both")
+    return predictive_entropy(m.golden, normalization) + predictive_entropy(m.model, normalization)
 
 
 # ------------------------------------------------------------------ one subset's data, and the sweep
@@ -215,15 +214,14 @@ def bound_replicates(p: SubsetData, q: SubsetData, cfg: MIConfig, n_boot: int) -
     d = {z: between(p.inputs[z], q.inputs[z], wp, wq, zp, zq) for z in COMPONENTS}
     delta_p = between(p.model_responses, p.golden_responses, wp, wp, zp, zp)
     delta_q = between(q.model_responses, q.golden_responses, wq, wq, zq, zq)
-    per_p = predictive_entropy(p.matrices.golden, cfg.normalization) + predictive_entropy(p.matrices.model,
-                                                                                          cfg.normalization)
-    per_q = predictive_entropy(q.matrices.golden, cfg.normalization) + predictive_entropy(q.matrices.model,
-                                                                                          cfg.normalization)
+    per_p, per_q = sample_entropy_sums(p.matrices, cfg.normalization), sample_entropy_sums(q.matrices,
+                                                                                           cfg.normalization)
     h = np.maximum(per_p[draw_p[ok]].max(axis=1), per_q[draw_q[ok]].max(axis=1))
     out["d_user"][ok], out["d_character"][ok] = d["user_persona"], d["agent_character"]
     out["d_dialogue"][ok] = d["dialogue_context"]
-    out["bound"][ok] = theorem_3_4_value(d["user_persona"], d["agent_character"], d["dialogue_context"], h,
-                                         delta_p, delta_q)
+    shift, output = shift_and_output_terms(d["user_persona"], d["agent_character"], d["dialogue_context"], h,
+                                           delta_p, delta_q)
+    out["bound"][ok] = shift + output
     if "joint" in p.inputs and "joint" in q.inputs:
         out["d_joint"][ok] = between(p.inputs["joint"], q.inputs["joint"], wp, wq, zp, zq)
     return out

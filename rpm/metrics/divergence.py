@@ -63,6 +63,9 @@ def unit_rows(emb: np.ndarray) -> np.ndarray:
     return e / norms
 
 
+_BATCH = 256    # weightings decomposed per LAPACK call: bounds the stacked matrices' memory
+
+
 def weighted_entropies(units: np.ndarray, weights: np.ndarray, gram: np.ndarray | None = None) -> np.ndarray:
     """Von Neumann entropy of rho_w = sum_i w_i u_i u_i^T for each row w of `weights` (B, n; each sums to 1).
 
@@ -77,10 +80,10 @@ def weighted_entropies(units: np.ndarray, weights: np.ndarray, gram: np.ndarray 
     used = rows > 0
     m = int(used.sum(axis=1).max())
     out = np.empty(len(rows))
+    g = (units @ units.T if gram is None else gram) if m <= units.shape[1] else None
     for start in range(0, len(rows), _BATCH):
         block, mask = rows[start:start + _BATCH], used[start:start + _BATCH]
-        if m <= units.shape[1]:
-            g = units @ units.T if gram is None else gram
+        if g is not None:
             support = np.argsort(~mask, axis=1, kind="stable")[:, :m]        # used rows first, then padding
             root = np.sqrt(np.take_along_axis(block, support, axis=1))      # padding has weight 0: zero rows
             mats = g[support[:, :, None], support[:, None, :]] * root[:, :, None] * root[:, None, :]
@@ -92,9 +95,6 @@ def weighted_entropies(units: np.ndarray, weights: np.ndarray, gram: np.ndarray 
         lam = lam / lam.sum(axis=1, keepdims=True)
         out[start:start + _BATCH] = -np.where(keep, lam * np.log(np.where(keep, lam, 1.0)), 0.0).sum(axis=1)
     return out[inverse.reshape(-1)]
-
-
-_BATCH = 256    # weightings decomposed per LAPACK call: bounds the stacked matrices' memory
 
 
 def jsd_of_weights(units: np.ndarray, wa: np.ndarray, wc: np.ndarray, gram: np.ndarray | None = None) -> np.ndarray:
